@@ -1,0 +1,146 @@
+"""Per-key memory of an assistant: engine session ids and conversation history.
+
+* ``.golem/sessions.json`` maps a session key to the engine's session id, so the next turn
+  resumes the CLI's own conversation. Read-modify-write happens under a lock (greenlets of this
+  process and other processes alike) and the file is replaced atomically.
+* ``.golem/history/<safe-key>.jsonl`` keeps what was said, one line per message, so a lost
+  engine session can be recovered by letting the agent read it.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import os
+import time
+
+from gevent.lock import RLock
+
+from . import events
+from .files import append_line, atomic_write_json, confined_path, read_json, safe_key
+
+_locks: dict = {}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def iso_now() -> str:
+    """UTC ISO-8601 with milliseconds and ``Z`` (``2026-03-05T10:00:03.500Z``)."""
+    t = _dt.datetime.now(_dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def _key_or_default(key) -> str:
+    return key or "default"
+
+
+class SessionStore:
+    """``.golem/sessions.json``: ``{key: {engineSessionId, lastUsed, engineType}}``."""
+
+    def __init__(self, golem_dir: str):
+        self.golem_dir = golem_dir
+        self.path = os.path.join(golem_dir, "sessions.json")
+        self._lock = _locks.setdefault(self.path, RLock())
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """Greenlet lock + an advisory file lock for other processes (gunicorn workers)."""
+        with self._lock:
+            os.makedirs(self.golem_dir, exist_ok=True)
+            with open(os.path.join(self.golem_dir, "sessions.lock"), "a") as lockfile:
+                fcntl.flock(lockfile, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lockfile, fcntl.LOCK_UN)
+
+    def read_all(self) -> dict:
+        data = read_json(self.path, {})
+        if not isinstance(data, dict):
+            return {}
+        if isinstance(data.get("engineSessionId"), str):  # legacy single-session layout
+            sid = data["engineSessionId"]
+            return {"default": {"engineSessionId": sid, "lastUsed": now_ms()}} if sid else {}
+        return {k: v for k, v in data.items() if isinstance(v, dict)}
+
+    def load(self, key, engine: str) -> str | None:
+        entry = self.read_all().get(_key_or_default(key))
+        if not entry:
+            return None
+        if entry.get("engineType") and entry.get("engineType") != engine:
+            return None
+        sid = entry.get("engineSessionId")
+        return sid if isinstance(sid, str) and sid else None
+
+    def save(self, key, session_id: str, engine: str | None) -> None:
+        with self._locked():
+            data = self.read_all()
+            entry = {"engineSessionId": session_id, "lastUsed": now_ms()}
+            if engine:
+                entry["engineType"] = engine
+            data[_key_or_default(key)] = entry
+            atomic_write_json(self.path, data)
+
+    def clear(self, key) -> None:
+        with self._locked():
+            data = self.read_all()
+            data.pop(_key_or_default(key), None)
+            atomic_write_json(self.path, data)
+
+    def prune(self, ttl_days: float) -> int:
+        """Drop entries unused for ``ttl_days``; rewrite only when something went."""
+        cutoff = now_ms() - ttl_days * 86_400_000
+        with self._locked():
+            data = self.read_all()
+            keep = {k: v for k, v in data.items()
+                    if not _is_number(v.get("lastUsed")) or v["lastUsed"] >= cutoff}
+            removed = len(data) - len(keep)
+            if removed:
+                atomic_write_json(self.path, keep)
+            return removed
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+class History:
+    """``.golem/history/<safe-key>.jsonl``: one compact JSON object per message."""
+
+    def __init__(self, golem_dir: str):
+        self.folder = os.path.join(golem_dir, "history")
+
+    def path(self, key) -> str:
+        return confined_path(self.folder, safe_key(_key_or_default(key)) + ".jsonl")
+
+    def exists(self, key) -> bool:
+        return os.path.isfile(self.path(key))
+
+    def append(self, key, role: str, content: str, durationMs=None, costUsd=None) -> None:
+        line = {"ts": iso_now(), "sessionKey": _key_or_default(key), "role": role,
+                "content": content, "durationMs": durationMs, "costUsd": costUsd}
+        os.makedirs(self.folder, exist_ok=True)
+        append_line(self.path(key), events.to_json({k: v for k, v in line.items() if v is not None}))
+
+    def read(self, key, limit: int | None = None) -> list:
+        import json
+        try:
+            with open(self.path(key), encoding="utf-8") as fh:
+                lines = fh.readlines()
+        except OSError:
+            return []
+        out = []
+        for line in lines[-limit:] if limit else lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    def delete(self, key) -> None:
+        try:
+            os.unlink(self.path(key))
+        except FileNotFoundError:
+            pass
