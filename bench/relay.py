@@ -5,7 +5,7 @@
 1. A fake ``claude`` prints N stream-json text lines as fast as it can → events/s through
    ``Assistant.chat()``.
 2. T short turns → overhead per turn = time the caller receives ``completion`` minus the moment
-   the engine wrote its last line and exited (p50, p99). Target: p99 < 5 ms.
+   the engine wrote its final line (p50, p99). Target: p99 < 5 ms.
 Loopback/local only; bounded loops.
 """
 import argparse
@@ -28,10 +28,13 @@ out = sys.stdout.buffer
 line = json.dumps({"type": "assistant", "message": {"content": [{"type": "text", "text": "chunk of text\n"}]}}).encode() + b"\n"
 out.write(json.dumps({"type": "system", "subtype": "init", "session_id": "bench"}).encode() + b"\n")
 out.write(line * n)
-out.write(json.dumps({"type": "result", "subtype": "success", "is_error": False, "session_id": "bench", "result": "ok"}).encode() + b"\n")
 out.flush()
+# The timestamp is taken just before the final line: GolemBot stops the engine (SIGTERM to its
+# group) as soon as that line arrives, so nothing after the write is guaranteed to run.
 with open(os.environ["BENCH_EXIT_LOG"], "a") as f:
     f.write(f"{time.time()}\n")
+out.write(json.dumps({"type": "result", "subtype": "success", "is_error": False, "session_id": "bench", "result": "ok"}).encode() + b"\n")
+out.flush()
 os._exit(0)
 '''
 

@@ -253,7 +253,7 @@ class Assistant:
             codex=config.get("codex"), image_paths=list(saved.image_paths),
             permissions=config.get("permissions"), provider=provider,
             oauth_token=config.get("oauthToken"), mcp=config.get("mcp"),
-            extra_env={**self.server_env, "GOLEM_SESSION_KEY": key})
+            extra_env={**self.server_env, "GOLEM_SESSION_KEY": key.replace("\x00", "")})
         outcome = ev.TurnOutcome()
         timer = gevent.spawn_later(self._timeout(config), abort.fire, "timeout")
         if not is_retry:
@@ -272,11 +272,11 @@ class Assistant:
 
         retry = (outcome.got_error and session_id and not is_retry and not abort.fired
                  and any(m in outcome.error_message.lower() for m in RESUME_FAILURE_MARKERS))
-        self._record(key, outcome, engine_name, epoch, history=not retry)
         failover = self.router.record(config, on_fallback, outcome.got_error)
         if failover:
             yield ev.warning(failover)
         if retry:
+            self._record(key, outcome, engine_name, epoch, history=False)
             self._safe(self.sessions.clear, key)
             yield ev.warning(RESUME_FAILED)
             yield from self._turn(key, message, images, files, abort, is_retry=True)
@@ -286,7 +286,12 @@ class Assistant:
                 for m in ("401", "unauthorized", "authentication", "token expired", "invalid token")):
             yield ev.warning("Authentication failed — your Claude Max OAuth token may have expired. "
                              "Run `claude setup-token` to generate a new one.")
-        yield outcome.completion(abort.reason)
+        try:
+            yield outcome.completion(abort.reason)
+        finally:
+            # Saved after the caller has the outcome (a rename costs milliseconds), but before
+            # the session's lock is released, so the next turn on this key always resumes it.
+            self._record(key, outcome, engine_name, epoch)
 
     def _record(self, key, outcome, engine_name, epoch, history=True) -> None:
         """Assistant history line and session id (unless the key was reset meanwhile)."""

@@ -61,16 +61,22 @@ def confined_path(folder: str, name: str) -> str:
     return path
 
 
-def atomic_write_text(path: str, content: str) -> None:
-    """Write via a temporary file in the same folder and ``os.replace``."""
+def atomic_write_text(path: str, content: str, durable: bool = False) -> None:
+    """Write via a temporary file in the same folder and ``os.replace``.
+
+    Readers and crashed processes see the old or the new file, never a torn one. ``durable``
+    adds an fsync for files that must survive power loss; state files that are rewritten on
+    every turn skip it (it costs milliseconds per turn and ext4 orders the rename anyway).
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
+import json
 import os
 import time
 
 from gevent.lock import RLock
 
 from . import events
-from .files import append_line, atomic_write_json, confined_path, read_json, safe_key
+from .files import append_line, atomic_write_text, confined_path, read_json, safe_key
 
 _locks: dict = {}
 
@@ -30,6 +31,14 @@ def iso_now() -> str:
     """UTC ISO-8601 with milliseconds and ``Z`` (``2026-03-05T10:00:03.500Z``)."""
     t = _dt.datetime.now(_dt.timezone.utc)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def _write(path: str, data: dict) -> None:
+    """One entry per line: readable, and fast (the C encoder; ``indent=`` would force the slow
+    pure-Python one, milliseconds per turn once there are hundreds of sessions)."""
+    body = ",\n".join(f"  {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}"
+                       for k, v in data.items())
+    atomic_write_text(path, "{\n" + body + "\n}\n" if body else "{}\n")
 
 
 def _key_or_default(key) -> str:
@@ -75,19 +84,25 @@ class SessionStore:
         return sid if isinstance(sid, str) and sid else None
 
     def save(self, key, session_id: str, engine: str | None) -> None:
+        """Record the id; an unchanged id is rewritten only to refresh a ``lastUsed`` older than
+        an hour (TTLs are counted in days), so resumed turns rarely touch the file."""
         with self._locked():
             data = self.read_all()
+            old = data.get(_key_or_default(key)) or {}
+            if (old.get("engineSessionId") == session_id and old.get("engineType") == engine
+                    and _is_number(old.get("lastUsed")) and now_ms() - old["lastUsed"] < 3_600_000):
+                return
             entry = {"engineSessionId": session_id, "lastUsed": now_ms()}
             if engine:
                 entry["engineType"] = engine
             data[_key_or_default(key)] = entry
-            atomic_write_json(self.path, data)
+            _write(self.path, data)
 
     def clear(self, key) -> None:
         with self._locked():
             data = self.read_all()
             data.pop(_key_or_default(key), None)
-            atomic_write_json(self.path, data)
+            _write(self.path, data)
 
     def prune(self, ttl_days: float) -> int:
         """Drop entries unused for ``ttl_days``; rewrite only when something went."""
@@ -98,7 +113,7 @@ class SessionStore:
                     if not _is_number(v.get("lastUsed")) or v["lastUsed"] >= cutoff}
             removed = len(data) - len(keep)
             if removed:
-                atomic_write_json(self.path, keep)
+                _write(self.path, keep)
             return removed
 
 
@@ -125,7 +140,6 @@ class History:
         append_line(self.path(key), events.to_json({k: v for k, v in line.items() if v is not None}))
 
     def read(self, key, limit: int | None = None) -> list:
-        import json
         try:
             with open(self.path(key), encoding="utf-8") as fh:
                 lines = fh.readlines()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import errno
+import json
 import os
 import re
 import shutil
@@ -36,6 +37,86 @@ def strip_ansi(s: str) -> str:
 
 def is_number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+BOM = "\ufeff"
+
+
+def parse_json_line(line: str, ansi: bool = False):
+    """``(obj, text)`` for one stdout line: ``obj`` is the JSON object or ``None``.
+
+    ``text`` is the trimmed line (ANSI-stripped when ``ansi``), ``""`` for a blank line. A BOM
+    is stripped before the ``{`` test (``str.strip`` keeps it).
+    """
+    if ansi:
+        line = strip_ansi(line)
+    text = line.strip().lstrip(BOM).strip()
+    if not text.startswith("{"):
+        return None, text
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None, text
+    return (obj if isinstance(obj, dict) else None), text
+
+
+def as_dict(x) -> dict:
+    """``x`` if it is a dict, else ``{}`` — defensive access to CLI output."""
+    return x if isinstance(x, dict) else {}
+
+
+def as_list(x) -> list:
+    return x if isinstance(x, list) else []
+
+
+def as_str(x) -> str:
+    return x if isinstance(x, str) else ""
+
+
+def preview(text: str, limit: int = 120) -> str:
+    """A one-line, bounded excerpt of unexpected output for error messages."""
+    return " ".join(strip_ansi(text).split())[:limit]
+
+
+def safe_prompt(prompt: str) -> str:
+    """The prompt as a positional argument no CLI mistakes for an option.
+
+    A message such as ``--help`` would be parsed as a flag by every CLI's option parser; one
+    leading space keeps it an operand without changing what the model reads.
+    """
+    return " " + prompt if prompt.startswith("-") else prompt
+
+
+class StderrTail:
+    """Bounded memory of a child's stderr: the last ``max_lines`` non-blank lines."""
+
+    def __init__(self, max_lines: int = 20, max_chars: int = 2000):
+        self.max_lines, self.max_chars = max_lines, max_chars
+        self._lines: list = []
+        self._partial = ""
+
+    def feed(self, chunk: str) -> None:
+        data = self._partial + chunk
+        parts = data.split("\n")
+        self._partial = parts.pop()[-self.max_chars:]
+        for part in parts:
+            self._add(part)
+
+    def _add(self, line: str) -> None:
+        line = strip_ansi(line).strip()
+        if line:
+            self._lines.append(line[:self.max_chars])
+            del self._lines[:-self.max_lines]
+
+    def lines(self) -> list:
+        extra = strip_ansi(self._partial).strip()
+        if not extra:
+            return list(self._lines)
+        return (self._lines + [extra[:self.max_chars]])[-self.max_lines:]
+
+    def text(self, sep: str = "\n", limit: int | None = None) -> str:
+        out = sep.join(self.lines())
+        return out[:limit] if limit is not None else out
 
 
 class EngineNotFoundError(RuntimeError):
@@ -362,3 +443,61 @@ def _close_pipes(proc, readers) -> None:
             pipe.close()
         except Exception:  # noqa: BLE001 - already closed or mid-teardown
             pass
+
+
+# -- auxiliary calls for /model list ------------------------------------------------------------
+CLI_LIST_TIMEOUT_S = 15.0
+HTTP_LIST_TIMEOUT_S = 10.0
+
+
+def run_cli_capture(argv, env: dict | None = None, timeout: float | None = None):
+    """``(exit_code, stdout_text)`` of a short CLI call; the whole group dies on timeout.
+
+    Raises ``OSError`` when the binary cannot be started and ``gevent.Timeout`` on expiry
+    (after killing the group), so callers can decide what a failure means.
+    """
+    timeout = CLI_LIST_TIMEOUT_S if timeout is None else timeout
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    _live_processes.add(proc)
+    try:
+        with gevent.Timeout(timeout):
+            out, _ = proc.communicate()
+        return proc.returncode, out.decode("utf-8", "replace")
+    finally:
+        if proc.poll() is None:
+            kill_group(proc, signal.SIGKILL)
+            try:
+                proc.wait(timeout=KILL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            kill_group(proc, signal.SIGKILL)  # grandchildren still holding on
+        _live_processes.discard(proc)
+        for pipe in (proc.stdout,):
+            try:
+                pipe.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def http_get_json(url: str, headers: dict | None = None, timeout: float = HTTP_LIST_TIMEOUT_S):
+    """GET ``url`` and parse JSON; any failure (network, status, body, timeout) → ``None``."""
+    import urllib.request
+
+    def fetch():
+        req = urllib.request.Request(url, headers=headers or {})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - fixed/env URL
+            return json.loads(resp.read().decode("utf-8", "replace"))
+
+    # A worker thread keeps the hub free whether or not the process is monkey-patched.
+    try:
+        return gevent.get_hub().threadpool.spawn(fetch).get(timeout=timeout + 1)
+    except (gevent.Timeout, OSError, ValueError):
+        return None
+
+
+def model_ids(body) -> list:
+    """Sorted ``id`` strings of an OpenAI/Anthropic-style ``{"data": [...]}`` listing."""
+    data = as_list(as_dict(body).get("data"))
+    return sorted({d["id"] for d in data if isinstance(d, dict) and isinstance(d.get("id"), str)})
