@@ -63,11 +63,14 @@ def compact_json(value) -> str:
 class TurnOutcome:
     """Accumulates what a turn produced and decides its single ``completion``.
 
-    Text chunks are concatenated without separators; ``done.fullText`` replaces a blank reply.
+    Text chunks are concatenated as they come, except that a text segment following a tool
+    call starts on a new paragraph (the original glued "Let me check." and "It is 42." into
+    "Let me check.It is 42."). ``done.fullText`` replaces a blank reply.
     """
 
     def __init__(self):
         self.reply = ""
+        self._after_tool = False
         self.got_error = False
         self.error_message = ""
         self.last_done: dict | None = None
@@ -76,7 +79,14 @@ class TurnOutcome:
     def feed(self, event: dict) -> None:
         kind = event.get("type")
         if kind == "text":
-            self.reply += event.get("content", "")
+            content = event.get("content", "")
+            if (self._after_tool and content and self.reply and not self.reply[-1].isspace()
+                    and not content[0].isspace()):
+                self.reply += "\n\n"
+            self._after_tool = self._after_tool and not content
+            self.reply += content
+        elif kind in ("tool_call", "tool_result"):
+            self._after_tool = True
         elif kind == "error":
             self.got_error = True
             self.error_message = event.get("message", "")

@@ -9,10 +9,11 @@ decided on ``is_error`` alone (``subtype`` says ``success`` for API errors); eac
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 
 from .. import events as ev
-from ..files import atomic_write_json
+from ..files import atomic_write_json, read_json
 from .base import (Engine, Invocation, StderrTail, StreamParser, as_dict, as_list, as_str,
                    http_get_json, inject_skills, is_number, model_ids, parse_json_line, preview,
                    safe_prompt)
@@ -56,6 +57,22 @@ def link_claude_md(workspace: str) -> None:
         except OSError:
             pass
         raise
+
+
+_skip_notice_shown = False
+
+
+def skip_permissions_notice() -> None:
+    """Once per process, on our stderr (never an event): how to turn the bypass off."""
+    global _skip_notice_shown
+    if _skip_notice_shown:
+        return
+    _skip_notice_shown = True
+    text = ("[golembot] Claude Code runs with --dangerously-skip-permissions; "
+            "set `skipPermissions: false` in golem.yaml to keep its permission checks.")
+    if getattr(sys.stderr, "isatty", lambda: False)():
+        text = f"\x1b[33m{text}\x1b[0m"
+    print(text, file=sys.stderr)
 
 
 class ClaudeParser(StreamParser):
@@ -186,8 +203,12 @@ class ClaudeCodeEngine(Engine):
     def prepare_workspace(self, inv: Invocation) -> None:
         inject_skills(os.path.join(inv.workspace, self.skills_folder), inv.skill_paths)
         link_claude_md(inv.workspace)
+        if inv.skip_permissions:
+            skip_permissions_notice()
         if inv.mcp:
-            atomic_write_json(os.path.join(inv.workspace, MCP_FILE), mcp_document(inv.mcp))
+            path, doc = os.path.join(inv.workspace, MCP_FILE), mcp_document(inv.mcp)
+            if read_json(path) != doc:
+                atomic_write_json(path, doc)
 
     def build_argv(self, inv: Invocation) -> list:
         argv = ["-p", safe_prompt(inv.prompt), "--output-format", "stream-json", "--verbose"]

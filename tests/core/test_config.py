@@ -327,6 +327,7 @@ def test_defaults_and_absent_sections(bot):
 
 
 def test_null_optional_fields_are_absent(bot):
+    assert "model" not in load_config(bot(BASE + "model: ''\n"))
     c = load_config(bot(BASE + "model:\npermissions:\ncodex: {}\ntimeout: ~\n"))
     assert "model" not in c and "permissions" not in c and "codex" not in c
     assert c["timeout"] == 600
@@ -565,6 +566,9 @@ def test_set_top_level_refuses_bad_key(bot):
         set_top_level(d, "a: b", "x")
     with pytest.raises(ConfigNotFoundError):
         set_top_level(os.path.join(d, "nowhere"), "model", "x")
+    with pytest.raises(ConfigNotFoundError):
+        patch_config(os.path.join(d, "nowhere"), {"model": "x"})
+    assert not os.path.exists(os.path.join(d, "nowhere"))
 
 
 # -- PATCH ---------------------------------------------------------------------------------------
@@ -806,3 +810,52 @@ def test_patch_never_writes_a_masked_value(bot, monkeypatch):
     with pytest.raises(ConfigError, match=r'"abc••••yz" is a masked value'):
         patch_config(d, {"persona": {"role": "abc••••yz"}})
     assert read(d) == before
+
+
+def test_patch_leaves_odd_scalars_meaning_intact(bot):
+    odd = textwrap.dedent("""\
+        name: bot
+        engine: codex
+        extra:
+          a: 0755
+          b: yes
+          d: 2024-01-01
+          g: 1_000
+          l: 2001-12-14t21:59:43.10-05:00
+          m: =
+          o: 0b101
+          v: !!str 12
+          w: 0o17
+          base: &b {k: 1}
+          merged:
+            <<: *b
+            j: 2
+        """)
+    d = bot(odd)
+    before = cfg.parse_yaml(read(d))
+    patch_config(d, {"timeout": 5})
+    after = cfg.parse_yaml(read(d))
+    assert after.pop("timeout") == 5
+    assert after == before
+    text = read(d)
+    for line in ("  a: 0755", "  b: yes", "  d: 2024-01-01", "  g: 1_000", "  v: !!str 12",
+                 "    <<: *b"):
+        assert line + "\n" in text
+
+
+def test_patch_yaml_body_variants(bot):
+    d = bot("")
+    with pytest.raises(ConfigError, match='"name" is required'):
+        patch_config(d, {"engine": "codex"})
+    patch_config(d, {"name": "b", "engine": "codex"})
+    assert load_config(d)["name"] == "b"
+    d2 = bot("- a\n")
+    with pytest.raises(ConfigError, match="must be a mapping of fields"):
+        patch_config(d2, {"name": "b"})
+
+
+def test_docs_cover_every_field():
+    with open(os.path.join(ROOT, "docs", "config.md"), encoding="utf-8") as fh:
+        docs = fh.read()
+    missing = [name for name in cfg.FIELDS if f"`{name}`" not in docs]
+    assert not missing

@@ -355,3 +355,42 @@ def test_cursor_models_missing_binary_raises(tmp_path, monkeypatch):
     with pytest.raises(EngineNotFoundError):
         get_engine("cursor").list_models()
     assert get_engine("opencode").list_models() == []
+
+
+# -- what reaches the CLI ----------------------------------------------------------------------
+def test_codex_options_are_accepted_on_new_and_resumed_turns(ws, fake_path):
+    """Today's codex rejects --full-auto, and --sandbox/--add-dir/--profile on `exec resume`."""
+    opts = {"mode": "safe"}
+    first = run("codex", ws, "FAKE_SAY:new", codex=opts)
+    assert first[-1]["type"] == "done", first
+    sid = first[-1]["sessionId"]
+    for codex_opts in ({"mode": "safe"}, {"sandbox": "read-only", "addDirs": ["../x"], "search": True}):
+        events = run("codex", ws, "FAKE_SAY:again", session_id=sid, codex=codex_opts,
+                     provider={"codexProfile": "p1"})
+        assert texts(events) == "again" and events[-1]["sessionId"] == sid, events
+    rejected = list(base.run_engine(["codex", "exec", "--json", "--full-auto", "hi"], str(ws), dict(os.environ),
+                                    get_engine("codex").new_parser(Invocation(str(ws), "hi")), AbortSignal(), "Codex"))
+    assert rejected[-1]["message"].startswith(
+        "Codex process exited with code 2: error: unexpected argument '--full-auto' found")
+
+
+def test_provider_settings_reach_the_cli(ws, fake_path):
+    provider = {"baseUrl": "http://127.0.0.1:9/v1", "apiKey": "sk-prov", "model": "prov-model"}
+    run("claude-code", ws, "FAKE_SAY:x", provider=provider, extra_env={"GOLEM_URL": "http://127.0.0.1:3000"})
+    run("cursor", ws, "FAKE_SAY:x", api_key="sk-cursor")
+    run("codex", ws, "FAKE_SAY:x", provider=provider)
+    claude, cursor, codex = calls(fake_path)
+    assert claude["env"]["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9/v1"
+    assert claude["env"]["ANTHROPIC_API_KEY"] == "sk-prov" and claude["env"]["ANTHROPIC_MODEL"] == "prov-model"
+    assert claude["env"]["GOLEM_URL"] == "http://127.0.0.1:3000"
+    assert "--model" not in claude["argv"]
+    assert cursor["env"]["CURSOR_API_KEY"] == "sk-cursor" and "sk-cursor" not in cursor["argv"]
+    assert 'model_providers.golem.base_url="http://127.0.0.1:9/v1"' in codex["argv"]
+    assert codex["env"]["CODEX_API_KEY"] == "sk-prov"
+
+
+def test_cursor_plain_text_instead_of_stream_json(ws, fake_path):
+    events = run("cursor", ws, "hi", model="FAKE_BAD_MODEL")
+    assert events == [{"type": "error", "message": "Cursor Agent emitted non-JSON stdout instead of stream-json; "
+                       "stdout: Cannot use this model: claude-4.6-sonnet. Available models: auto, composer-1.5, "
+                       "sonnet-4.6, opus-4.6, opus-4.5"}]

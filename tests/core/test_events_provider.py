@@ -11,10 +11,10 @@ def outcome(*events_):
     return o
 
 
-def test_completed_concatenates_without_separator():
+def test_completed_concatenates_chunks_and_separates_tool_segments():
     c = outcome(ev.text("Let me check."), ev.tool_call("Bash", "{}"), ev.text("It is 42."),
                 ev.done(sessionId="s1", durationMs=5, costUsd=0.1, numTurns=2)).completion()
-    assert c == {"type": "completion", "status": "completed", "finalText": "Let me check.It is 42.",
+    assert c == {"type": "completion", "status": "completed", "finalText": "Let me check.\n\nIt is 42.",
                  "sessionId": "s1", "durationMs": 5, "costUsd": 0.1, "numTurns": 2}
 
 
@@ -97,3 +97,8 @@ def test_codex_warning_once_per_setup():
     assert r.codex_warning({"baseUrl": "https://x/v1/chat/completions"}) is None
     assert "Anthropic" in r.codex_warning({"baseUrl": "https://api.anthropic.com"})
     assert r.codex_warning({"apiKey": "only"}) is None
+
+
+def test_chunks_of_one_segment_are_joined_verbatim():
+    c = outcome(ev.text("Hel"), ev.text("lo"), ev.tool_call("x", ""), ev.text("\nDone")).completion()
+    assert c["finalText"] == "Hello\nDone"
