@@ -158,8 +158,10 @@ def _construct_float(loader, node):
 _Loader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
-# Explicit ``!!timestamp`` stays text: dates are strings in golem.yaml.
+# Explicit ``!!timestamp`` stays text: dates are strings in golem.yaml. A bare ``<<`` value
+# (not a merge key) is text too.
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+_Loader.add_constructor("tag:yaml.org,2002:merge", yaml.SafeLoader.construct_yaml_str)
 
 _STR_TAG = "tag:yaml.org,2002:str"
 
@@ -545,7 +547,7 @@ def validate(data) -> dict:
         if value is None:
             continue
         result = FIELDS[key](value, key)
-        if key == "codex" and not result:
+        if (key == "codex" and not result) or (key == "model" and not result.strip()):
             continue
         out[key] = result
     return out
@@ -667,6 +669,12 @@ def _read_text(path: str) -> str:
         raise ConfigError(f"{CONFIG_FILE}: cannot be read ({exc.strerror})") from None
 
 
+def _require_file(dir) -> None:
+    path = config_path(dir)
+    if not os.path.isfile(path):
+        raise ConfigNotFoundError(f"No {CONFIG_FILE} in {os.path.dirname(path)}")
+
+
 def _parsed(path: str):
     """The parsed document, cached by (inode, mtime, size): parsing on every IM message is waste."""
     try:
@@ -780,7 +788,8 @@ def mask_secrets(config: dict, placeholder_paths=None) -> dict:
 
 
 def secret_values(config: dict) -> set:
-    """Every non-empty secret string of a loaded config (to scrub logs and payloads)."""
+    """Every non-empty secret string of a loaded config, plus placeholder-derived values of 8+
+    characters, for scrubbing logs and payloads."""
     paths = {_path_key(p) for p in getattr(config, "placeholder_paths", ())}
     found = set()
 
@@ -792,7 +801,7 @@ def secret_values(config: dict) -> set:
             for i, v in enumerate(node):
                 walk(v, path + (str(i),))
         elif isinstance(node, str) and node and (is_secret_field(path) or
-                                                 (path in paths and path[0] != "gateway")):
+                                                 (path in paths and len(node) >= 8)):
             found.add(node)
     walk(config, ())
     return found
@@ -859,6 +868,8 @@ def _flock(real: str, timeout: float):
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on POSIX
+        return None
+    if not os.path.isdir(real):
         return None
     folder = os.path.join(real, ".golem")
     try:
@@ -929,6 +940,7 @@ def set_top_level(dir, key: str, value) -> None:
     """
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
         raise ConfigError(f'cannot set "{key}": not a top-level field name')
+    _require_file(dir)
     with config_lock(dir):
         text = _read_text(config_path(dir))
         lines = text.splitlines(keepends=True)
@@ -953,9 +965,30 @@ def set_top_level(dir, key: str, value) -> None:
 
 
 # -- PATCH /api/config ----------------------------------------------------------------------------
+def _rt_timestamp(constructor, node):
+    """ruamel re-formats full timestamps on dump (``t`` → ``T``, fractions padded); keep them as
+    text (written back quoted, same value). Plain dates round-trip unchanged as dates."""
+    from ruamel.yaml.constructor import RoundTripConstructor
+    from ruamel.yaml.scalarstring import PlainScalarString
+    if re.fullmatch(r"\d{4}-\d\d?-\d\d?", node.value):
+        return RoundTripConstructor.construct_yaml_timestamp(constructor, node)
+    return PlainScalarString(node.value)
+
+
+_rt_constructor = None
+
+
 def _rt_yaml():
+    global _rt_constructor
     from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import RoundTripConstructor
+    if _rt_constructor is None:
+        class _Constructor(RoundTripConstructor):
+            """Our own subclass, so ruamel's shared constructor table is left alone."""
+        _Constructor.add_constructor("tag:yaml.org,2002:timestamp", _rt_timestamp)
+        _rt_constructor = _Constructor
     rt = YAML(typ="rt")
+    rt.Constructor = _rt_constructor
     rt.preserve_quotes = True
     rt.width = 4096
     rt.default_flow_style = False
@@ -1039,9 +1072,26 @@ def _plain(node):
     return node
 
 
-def _echo_of(raw, value, env) -> bool:
-    """Whether ``value`` sent in a PATCH is the current value shown back — as written, with
-    placeholders resolved, or masked — so the user's ``${VAR}`` and quoting are left alone."""
+def _same(a, b) -> bool:
+    """Structural equality that keeps ``True`` and ``1`` apart."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return set(a) == set(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if _is_number(a) and _is_number(b):
+        return a == b
+    return type(a) is type(b) and a == b if not isinstance(a, str) else (
+        isinstance(b, str) and str(a) == str(b))
+
+
+def _echo_of(raw, value, env, shown=()) -> bool:
+    """Whether ``value`` sent in a PATCH is the current value shown back — as written, as loaded
+    (placeholders resolved, defaults filled) or masked — so the user's ``${VAR}``, quoting and
+    layout are left alone. ``shown`` holds the loaded and masked views at this path."""
+    if any(_same(value, view) for view in shown):
+        return True
     if isinstance(raw, list) and isinstance(value, list):
         return len(raw) == len(value) and all(_echo_of(r, v, env) for r, v in zip(raw, value))
     if isinstance(raw, dict) and isinstance(value, dict):
@@ -1056,28 +1106,42 @@ def _echo_of(raw, value, env) -> bool:
     return _is_number(raw) and _is_number(value) and raw == value
 
 
-def _rebuild(raw, value, env, path: str):
+
+def _step(views: tuple, key) -> tuple:
+    """The loaded/masked views one level down (``key`` is a dict key or list index)."""
+    out = []
+    for view in views:
+        if isinstance(view, dict) and isinstance(key, str) and key in view:
+            out.append(view[key])
+        elif isinstance(view, list) and isinstance(key, int) and key < len(view):
+            out.append(view[key])
+    return tuple(out)
+
+
+def _rebuild(raw, value, env, path: str, shown=()):
     """The node to store for ``value`` where ``raw`` was: parts of ``value`` that merely echo
-    ``raw`` (a list sent back from the dashboard with resolved or masked values) keep the raw
-    node, so placeholders, quoting and comments inside replaced arrays survive."""
+    the current value (a list sent back from the dashboard with resolved or masked values, or
+    with defaults filled in) keep the raw node, so placeholders, quoting and comments inside
+    replaced arrays survive."""
     from ruamel.yaml.comments import CommentedSeq
-    if raw is not None and _echo_of(raw, value, env):
+    if raw is not None and _echo_of(raw, value, env, shown):
         return raw
     if isinstance(value, dict) and isinstance(raw, dict):
         for key in [k for k in raw if k not in value or value[k] is None]:
             del raw[key]
         for key, item in value.items():
             if item is not None:
-                raw[key] = _rebuild(raw.get(key), item, env, _join(path, key))
+                raw[key] = _rebuild(raw.get(key), item, env, _join(path, key), _step(shown, key))
         return raw
     if isinstance(value, list):
         old = raw if isinstance(raw, list) else []
-        return CommentedSeq([_rebuild(old[i] if i < len(old) else None, item, env, _join(path, i))
+        return CommentedSeq([_rebuild(old[i] if i < len(old) else None, item, env,
+                                      _join(path, i), _step(shown, i))
                              for i, item in enumerate(value)])
     return _to_yaml_node(value, path)
 
 
-def _merge(node, patch: dict, path: tuple, env) -> None:
+def _merge(node, patch: dict, path: tuple, env, shown=()) -> None:
     for key, value in patch.items():
         if not isinstance(key, str):
             raise ConfigError("Config validation failed: keys must be strings")
@@ -1086,12 +1150,13 @@ def _merge(node, patch: dict, path: tuple, env) -> None:
             node.pop(key, None)
             continue
         current = node.get(key)
+        below = _step(shown, key)
         if isinstance(value, dict) and isinstance(current, dict):
-            _merge(current, value, sub, env)
-        elif key in node and _echo_of(current, value, env):
-            continue  # the masked or resolved value sent back: leave what the user wrote
+            _merge(current, value, sub, env, below)
+        elif key in node and _echo_of(current, value, env, below):
+            continue  # the current value sent back: leave what the user wrote
         else:
-            node[key] = _rebuild(current, value, env, _display(sub))
+            node[key] = _rebuild(current, value, env, _display(sub), below)
 
 
 def _strings(tree) -> set:
@@ -1135,28 +1200,39 @@ def patch_config(dir, patch) -> tuple[Config, bool]:
     if not isinstance(patch, dict):
         raise ConfigError("Body must be a JSON object")
     env = dict(os.environ)
+    _require_file(dir)
     with config_lock(dir):
         text = _read_text(config_path(dir))
+        original = parse_yaml(text)
+        if original is None:
+            original = {}
+        if not isinstance(original, dict):
+            raise ConfigError(f"{CONFIG_FILE}: must be a mapping of fields, got {_describe(original)}")
         tree = _rt_load(text)
-        indent, offset = guess_indent(text)
         if tree is None:
             from ruamel.yaml.comments import CommentedMap
             tree = CommentedMap()
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{CONFIG_FILE}: must be a mapping of fields")
-        before_plain = _plain(tree)
-        before = _secret_leaves(before_plain)
-        _merge(tree, patch, (), env)
-        after = _secret_leaves(_plain(tree))
-        masked = [v for v in _strings(_plain(tree)) - _strings(before_plain) if MASK in v]
-        if masked:
-            raise ConfigError(f'Config validation failed: "{masked[0]}" is a masked value; send '
-                              "the real value, or leave the field out to keep it")
+        try:
+            current = build_config(copy.deepcopy(original), env)
+            shown = (current, mask_secrets(current))
+        except ConfigError:
+            shown = ()  # an invalid file can still be repaired by a PATCH
+        # The same merge on our own reading of the file tells what the result must load as.
+        expected = copy.deepcopy(original)
+        _merge(expected, patch, (), env, shown)
+        expected = _plain(expected)
+        before, after = _secret_leaves(original), _secret_leaves(expected)
         for path in sorted(set(before) | set(after)):
             if before.get(path) != after.get(path):
                 field = _display(path)
                 raise ConfigError(f'"{field}" is a secret and cannot be changed through the API; '
                                   f"edit {CONFIG_FILE} on the server instead", field=field)
+        masked = sorted(v for v in _strings(expected) - _strings(original) if MASK in v)
+        if masked:
+            raise ConfigError(f'Config validation failed: "{masked[0]}" is a masked value; send '
+                              "the real value, or leave the field out to keep it")
+        _merge(tree, patch, (), env, shown)
+        indent, offset = guess_indent(text)
         rt = _rt_yaml()
         rt.indent(mapping=indent, sequence=offset + 2, offset=offset)
         buf = io.StringIO()
@@ -1164,12 +1240,13 @@ def patch_config(dir, patch) -> tuple[Config, bool]:
         updated = buf.getvalue()
         try:
             parsed = parse_yaml(updated)
-            config = build_config(parsed, env)
+            config = build_config(copy.deepcopy(parsed), env)
         except ConfigError as exc:
             raise ConfigError(f"Config validation failed: {exc.detail}", field=exc.field,
                               detail=exc.detail) from None
-        if _plain(tree) != parsed:  # pragma: no cover - guards the writer against surprises
-            raise ConfigError("Config validation failed: the edit could not be written faithfully")
+        if parsed != expected:  # guards the writer: never write what would load differently
+            raise ConfigError("Config validation failed: the edit could not be written "
+                              "faithfully; edit golem.yaml by hand")
         if updated != text:
             _write(dir, updated)
     return config, needs_restart_for(patch)

@@ -371,7 +371,10 @@ def install_skill(dir, source: str) -> str:
     staging = tempfile.mkdtemp(prefix=".tmp-skill-", dir=skills_dir)
     try:
         copied = os.path.join(staging, name)
-        shutil.copytree(src, copied, ignore=_COPY_IGNORE)
+        try:
+            shutil.copytree(src, copied, ignore=_COPY_IGNORE)
+        except (shutil.Error, OSError) as exc:
+            raise SkillError(f"Could not copy the skill from {source}: {exc}") from None
         try:
             os.rename(copied, dest)
         except OSError as exc:
