@@ -160,7 +160,8 @@ class Assistant:
         config = load_config(self.dir)
         engine = get_engine(self._engine_override or config["engine"])
         return engine.list_models(api_key=self._api_key,
-                                  model=self._model_override or config.get("model"))
+                                  model=self._model_override or config.get("model"),
+                                  workspace=self.dir)
 
     def set_engine(self, engine: str, clear_model: bool = False) -> None:
         get_engine(engine)  # validates the name

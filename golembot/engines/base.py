@@ -236,7 +236,8 @@ class Engine:
     def new_parser(self, inv: Invocation) -> StreamParser:
         raise NotImplementedError
 
-    def list_models(self, api_key: str | None = None, model: str | None = None) -> list:
+    def list_models(self, api_key: str | None = None, model: str | None = None,
+                    workspace: str | None = None) -> list:
         return []
 
     def invoke(self, inv: Invocation, abort: AbortSignal):
@@ -371,6 +372,10 @@ class _LineSplitter:
 def run_engine(argv, cwd, env, parser: StreamParser, abort: AbortSignal, label: str):
     """Spawn ``argv`` and yield the parser's events; see the module docstring for the rules."""
     queue: Queue = Queue()
+    if cwd and env is not None:
+        # OpenCode takes its project directory from $PWD, not from the real cwd: an inherited
+        # PWD (the server's directory) made it ignore the workspace's opencode.json and fail.
+        env = {**env, "PWD": os.path.abspath(cwd)}
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -450,14 +455,16 @@ CLI_LIST_TIMEOUT_S = 15.0
 HTTP_LIST_TIMEOUT_S = 10.0
 
 
-def run_cli_capture(argv, env: dict | None = None, timeout: float | None = None):
+def run_cli_capture(argv, env: dict | None = None, timeout: float | None = None, cwd=None):
     """``(exit_code, stdout_text)`` of a short CLI call; the whole group dies on timeout.
 
     Raises ``OSError`` when the binary cannot be started and ``gevent.Timeout`` on expiry
     (after killing the group), so callers can decide what a failure means.
     """
     timeout = CLI_LIST_TIMEOUT_S if timeout is None else timeout
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    if cwd:  # the workspace's own config (e.g. opencode.json providers) must be seen
+        env = {**(env if env is not None else os.environ), "PWD": os.path.abspath(cwd)}
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     _live_processes.add(proc)
     try:

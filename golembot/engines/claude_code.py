@@ -256,7 +256,8 @@ class ClaudeCodeEngine(Engine):
     def new_parser(self, inv: Invocation) -> StreamParser:
         return ClaudeParser()
 
-    def list_models(self, api_key: str | None = None, model: str | None = None) -> list:
+    def list_models(self, api_key: str | None = None, model: str | None = None,
+                    workspace: str | None = None) -> list:
         key = api_key or os.environ.get("ANTHROPIC_API_KEY")
         if not key:
             return list(STATIC_MODELS)

@@ -266,7 +266,8 @@ class CodexEngine(Engine):
     def new_parser(self, inv: Invocation) -> StreamParser:
         return CodexParser(custom_provider=is_custom_provider(inv.provider))
 
-    def list_models(self, api_key: str | None = None, model: str | None = None) -> list:
+    def list_models(self, api_key: str | None = None, model: str | None = None,
+                    workspace: str | None = None) -> list:
         key = api_key or os.environ.get("CODEX_API_KEY") or os.environ.get("OPENAI_API_KEY")
         if not key:
             return list(STATIC_MODELS)

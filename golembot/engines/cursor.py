@@ -212,13 +212,14 @@ class CursorEngine(Engine):
     def new_parser(self, inv: Invocation) -> StreamParser:
         return CursorParser()
 
-    def list_models(self, api_key: str | None = None, model: str | None = None) -> list:
+    def list_models(self, api_key: str | None = None, model: str | None = None,
+                    workspace: str | None = None) -> list:
         binary = self.find_binary()  # a missing CLI raises EngineNotFoundError
         env = dict(os.environ)
         if api_key:
             env["CURSOR_API_KEY"] = api_key
         try:
-            _, out = run_cli_capture([binary, "--list-models"], env=env)
+            _, out = run_cli_capture([binary, "--list-models"], env=env, cwd=workspace)
         except (OSError, gevent.Timeout):
             return []
         models = []

@@ -225,7 +225,8 @@ class OpenCodeEngine(Engine):
     def new_parser(self, inv: Invocation) -> StreamParser:
         return OpenCodeParser()
 
-    def list_models(self, api_key: str | None = None, model: str | None = None) -> list:
+    def list_models(self, api_key: str | None = None, model: str | None = None,
+                    workspace: str | None = None) -> list:
         if model_prefix(model) == "openrouter" and model:
             base = os.environ.get("GOLEM_OPENROUTER_API_URL", DEFAULT_OPENROUTER_URL).rstrip("/")
             ids = model_ids(http_get_json(f"{base}/v1/models"))
@@ -233,7 +234,7 @@ class OpenCodeEngine(Engine):
                 return ids
         try:
             binary = self.find_binary()
-            _, out = run_cli_capture([binary, "models"])
+            _, out = run_cli_capture([binary, "models"], cwd=workspace)
         except (Exception, gevent.Timeout):  # noqa: BLE001 - missing binary, spawn failure, timeout
             return []
         return [ln for ln in out.strip().split("\n") if ln.strip()]
