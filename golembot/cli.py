@@ -94,17 +94,8 @@ class GolemGroup(click.Group):
 
 def load_env(dir: str | None) -> None:
     """``.env`` from the assistant directory, then from the cwd; set variables always win."""
-    from . import config
-    loader = getattr(config, "load_env_files", None)
-    if loader is not None:
-        loader(dir or ".")
-        return
-    seen = set()
-    for path in (os.path.join(dir or ".", ".env"), ".env"):
-        real = os.path.realpath(path)
-        if real not in seen:
-            seen.add(real)
-            config.load_dotenv(path)
+    from .config import load_env_files
+    load_env_files(dir or ".")
 
 
 def load_config_or_fail(dir: str) -> dict:
@@ -142,6 +133,19 @@ def assistant_from_config(dir: str, config: dict, api_key=None):
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
             kwargs[arg] = value
     return create_assistant(dir, api_key=api_key, **kwargs)
+
+
+def engine_warning(engine_name) -> str | None:
+    """A one-line warning when the engine's CLI is not installed (the server still starts)."""
+    from .engines import get_engine
+    try:
+        engine = get_engine(engine_name)
+        engine.find_binary()
+    except Exception as exc:
+        first = (str(exc) or exc.__class__.__name__).splitlines()[0]
+        hint = f" — install it: {engine.install_hint}" if getattr(engine, "install_hint", "") else ""
+        return f"⚠ {first}{hint}"
+    return None
 
 
 def welcome_box() -> str:
@@ -186,6 +190,7 @@ def main(ctx):
         click.echo(welcome_box())
 
 
+PORT = click.IntRange(0, 65535)
 DIR_OPTION = click.option("-d", "--dir", "dir", default=".", show_default=True,
                           type=click.Path(file_okay=False), help="Assistant directory.")
 
@@ -264,14 +269,18 @@ def run(dir, api_key):
     load_env(dir)
     from . import create_assistant
     from .repl import Repl
+    warning = None
     try:
         config = load_config_or_fail(dir)
         assistant = assistant_from_config(dir, config, api_key)
+        warning = engine_warning(config["engine"])
     except Failure:
         raise
     except Exception:
         # The REPL still starts (its banner says so) and each turn reports the problem.
         assistant = create_assistant(dir, api_key=api_key)
+    if warning:
+        click.echo(warning, err=True)
     code = Repl(assistant).run()
     sys.exit(code)
 
@@ -293,7 +302,7 @@ Precedence: port  --port > GOLEM_PORT > gateway.port > 3000
             host  --host > gateway.host > 127.0.0.1
 """)
 @DIR_OPTION
-@click.option("-p", "--port", type=click.IntRange(0, 65535), default=None, help="Port to listen on.")
+@click.option("-p", "--port", type=PORT, default=None, help="Port to listen on.")
 @click.option("-t", "--token", default=None, help="Bearer token required by the API.")
 @click.option("--host", default=None, help="Address to bind.")
 @click.option("--api-key", default=None, help="API key for the engine.")
@@ -303,6 +312,9 @@ def serve(dir, port, token, host, api_key):
     config = load_config_or_fail(dir)
     port, token, host = resolve_listen(config, port, token, host)
     assistant = assistant_from_config(dir, config, api_key)
+    warning = engine_warning(config["engine"])
+    if warning:
+        click.echo(warning, err=True)
     from .server import start_server
     try:
         start_server(assistant, port=port, token=token, hostname=host)
@@ -312,7 +324,8 @@ def serve(dir, port, token, host, api_key):
 
 def listen_error(exc: OSError, host: str, port: int) -> str:
     if exc.errno == errno.EADDRINUSE:
-        return f"Cannot listen on {host}:{port}: the port is already in use (choose another with -p)"
+        return (f"Cannot listen on {host}:{port}: the port is already in use "
+                "(choose another with -p)")
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"Cannot listen on {host}:{port}: no such address on this machine (check --host)"
     if exc.errno == errno.EACCES:
@@ -330,7 +343,7 @@ channels of golem.yaml and runs its scheduled tasks. SIGINT/SIGTERM shut it down
 Precedence of port, token and host as for `golembot serve`.
 """)
 @DIR_OPTION
-@click.option("-p", "--port", type=click.IntRange(0, 65535), default=None, help="Port to listen on.")
+@click.option("-p", "--port", type=PORT, default=None, help="Port to listen on.")
 @click.option("-t", "--token", default=None, help="Bearer token required by the API.")
 @click.option("--host", default=None, help="Address to bind.")
 @click.option("--api-key", default=None, help="API key for the engine.")
@@ -344,7 +357,14 @@ def gateway(dir, port, token, host, api_key, verbose):
         from .gateway import run_gateway
     except ImportError as exc:
         raise Failure(f"The gateway is not available in this installation ({exc})") from exc
-    code = run_gateway(dir, port=port, token=token, host=host, api_key=api_key, verbose=verbose)
+    warning = engine_warning(config["engine"])
+    if warning:
+        click.echo(warning, err=True)
+    try:
+        code = run_gateway(dir, port=port, token=token, host=host, api_key=api_key,
+                           verbose=verbose)
+    except OSError as exc:
+        raise Failure(listen_error(exc, host, port)) from exc
     sys.exit(code or 0)
 
 
@@ -383,7 +403,8 @@ def status(dir, as_json):
              ("Sessions:", str(info["sessions"])),
              ("Channels:", ", ".join(info["channels"]) or "(none)")]
     if gw:
-        rows.append(("Gateway:", f"port {gw['port']}" + (", auth enabled" if gw["authEnabled"] else "")))
+        auth = ", auth enabled" if gw["authEnabled"] else ""
+        rows.append(("Gateway:", f"port {gw['port']}{auth}"))
     rows.append(("Directory:", info["directory"]))
     click.echo()
     click.echo("🤖 GolemBot Assistant Status")
@@ -525,7 +546,8 @@ def _auth_check(engine, config) -> tuple[bool, str, str]:
         if os.path.isfile(os.path.expanduser(path)):
             return True, name, label
     provider = (config or {}).get("provider")
-    if isinstance(provider, dict) and provider.get("apiKey") and "${" not in str(provider["apiKey"]):
+    key = provider.get("apiKey") if isinstance(provider, dict) else None
+    if key and "${" not in str(key):
         return True, name, "provider apiKey in golem.yaml"
     if engine == "claude-code" and (config or {}).get("oauthToken"):
         return True, name, "oauthToken in golem.yaml"

@@ -280,7 +280,8 @@ class Repl:
 
         engine = status.get("engine") or ""
         model = status.get("model")
-        rows = [("Name", self.style(str(config.get("name", "")), "1"), len(str(config.get("name", "")))),
+        name = str(config.get("name", ""))
+        rows = [("Name", self.style(name, "1"), len(name)),
                 ("Engine", engine + (self.style(f" ({model})", "2") if model else ""),
                  len(engine) + (len(f" ({model})") if model else 0))]
         skills = ", ".join(s.get("name", "") for s in status.get("skills") or [])
@@ -382,8 +383,8 @@ class TurnView:
             repl.line(f"❌ {event.get('message', 'Agent error')}", err=True)
             self.printed_error = True
         elif status == "aborted" and not self.printed_error:
-            text = "Task timed out." if event.get("reason") == "timeout" else "Task stopped by user."
-            repl.line(f"❌ {text}", err=True)
+            timeout = event.get("reason") == "timeout"
+            repl.line("❌ Task timed out." if timeout else "❌ Task stopped by user.", err=True)
             self.printed_error = True
 
     def finish(self, wall_ms: float) -> None:

@@ -120,15 +120,15 @@ def _send(gateway, ctx):
 
 
 def _can_send(adapter) -> bool:
+    """``can_send`` when the adapter states it, else whether it has a callable ``send``."""
     flag = getattr(adapter, "can_send", None)
-    if isinstance(flag, bool):
-        return flag
-    if callable(flag):
+    if callable(flag) and not isinstance(flag, bool):
         try:
-            return bool(flag())
+            flag = flag()
         except Exception:  # noqa: BLE001
             return False
-    return callable(getattr(adapter, "send", None))
+    has_send = callable(getattr(adapter, "send", None))
+    return bool(flag) and has_send if isinstance(flag, bool) else has_send
 
 
 def _send_error_status(exc) -> int:
@@ -158,12 +158,20 @@ def _patch_config(assistant, gateway, ctx):
 
 
 def apply_hot_config(assistant, gateway, config: dict) -> None:
-    """Make the hot-reloadable fields take effect now (timeout and limits on the assistant;
-    group chat and streaming on the gateway, which re-reads its copy)."""
+    """Make the hot-reloadable fields take effect now.
+
+    The assistant re-reads golem.yaml every turn (timeout, system prompt, persona, permissions)
+    and the gateway re-reads it every message (group chat, streaming), so the file write is the
+    change; only values the running objects hold themselves are copied: the concurrency limits,
+    and ``timeout`` when the assistant has an explicit override that would hide the file's.
+    """
     for key, attr in _ASSISTANT_LIMITS.items():
         value = config.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            setattr(assistant, attr, value)
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+            continue
+        if attr == "timeout_s" and getattr(assistant, attr, None) is None:
+            continue
+        setattr(assistant, attr, value)
     reload = getattr(gateway, "reload_config", None) or getattr(gateway, "apply_config", None)
     if callable(reload):
         reload(config)

@@ -17,7 +17,7 @@ import os
 import re
 import time
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, render_template, request, url_for
 
 from .. import __version__
 from .. import config as config_mod
@@ -296,33 +296,26 @@ def _file_entry(dir: str, rel: str) -> dict:
 
 
 def task_overview(gateway, dir: str) -> tuple:
-    """``(tasks, {taskId: last 5 executions, newest first})`` from the scheduler or the store."""
+    """``(tasks, {taskId: last 5 runs, newest first})`` from the scheduler, or from the task
+    store when no scheduler runs in this process. Prompts are cut to 200 characters."""
+    from ..scheduler import history as task_history
+    from ..scheduler.store import TaskStore
     scheduler = getattr(gateway, "scheduler", None)
-    tasks, history = [], {}
     try:
-        tasks = list(scheduler.list_tasks()) if scheduler else read_json(
-            os.path.join(dir, ".golem", "tasks.json"), [])
+        tasks = scheduler.list_tasks() if scheduler is not None else TaskStore(dir).load()
     except Exception:  # noqa: BLE001 - a broken store must not break the dashboard
         tasks = []
-    if not isinstance(tasks, list):
-        tasks = []
-    tasks = [t for t in tasks if isinstance(t, dict)]
+    tasks = [t for t in (tasks or []) if isinstance(t, dict)]
+    runs = {}
     for task in tasks:
         tid = str(task.get("id", ""))
-        runs = []
         try:
-            if scheduler is not None:
-                runs = list(scheduler.history(tid))
-            else:
-                from ..files import confined_path, safe_key
-                path = confined_path(os.path.join(dir, ".golem", "tasks", "history"),
-                                     safe_key(tid) + ".jsonl")
-                runs = _json_lines(path)
+            runs[tid] = (scheduler.history(tid, limit=5) if scheduler is not None
+                         else task_history.read(dir, tid, 5))
         except Exception:  # noqa: BLE001
-            runs = []
-        history[tid] = [r for r in runs if isinstance(r, dict)][-5:][::-1]
-    return [{k: v for k, v in t.items() if k != "prompt"} | {"prompt": _text(t.get("prompt"))[:200]}
-            for t in tasks], history
+            runs[tid] = []
+    shown = [dict(t, prompt=_text(t.get("prompt"))[:200]) for t in tasks]
+    return shown, runs
 
 
 def _text(value) -> str:
@@ -350,7 +343,7 @@ class Context:
         try:
             status = self.assistant.get_status()
         except Exception as exc:  # noqa: BLE001 - ConfigError and friends
-            return {}, [], getattr(self.assistant, "_engine_override", None) or "", None, str(exc)
+            return {}, [], "", None, str(exc)
         return (status.get("config") or {}, status.get("skills") or [], status.get("engine"),
                 status.get("model"), None)
 
@@ -402,7 +395,8 @@ class Context:
         return redact(data, secrets)
 
     def _peers(self) -> list:
-        peers = getattr(self.gateway, "fleet_peers", None)
+        peers = (getattr(self.gateway, "fleet_peers", None)
+                 or getattr(self.gateway, "peers", None))
         if not callable(peers):
             return []
         try:
@@ -433,7 +427,7 @@ def create_blueprint(assistant, gateway, token=None, *, host=None, port=None, st
                 "engines": ENGINES,
                 # With no token the API is open: embed its data instead of a second request.
                 "data": None if ctx.token else ctx.collect()}
-        base_url = _base_url(basics)
+        base_url = _base_url(basics, url_for(f"{name}.index").rstrip("/"))
         html = render_template("dashboard.html", boot=boot, basics=basics, base_url=base_url,
                                samples=code_samples(base_url, basics["authEnabled"]),
                                docs_url=DOCS_URL, repo_url=REPO_URL,
@@ -465,11 +459,12 @@ def code_samples(base_url: str, auth: bool) -> dict:
     return {"curl": curl, "python": python}
 
 
-def _base_url(basics: dict) -> str:
-    """Base URL for the code samples: the effective bind address, or the browser's for 0.0.0.0."""
+def _base_url(basics: dict, prefix: str) -> str:
+    """Base URL for the code samples: the effective bind address (the browser's own for
+    ``0.0.0.0``) plus the path the app is mounted at."""
     host = basics.get("host") or "127.0.0.1"
     if host in ("0.0.0.0", "::", ""):
-        return request.host_url.rstrip("/") + request.script_root
+        return request.host_url.rstrip("/") + prefix
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"http://{host}:{basics.get('port') or 3000}" + request.script_root
+    return f"http://{host}:{basics.get('port') or 3000}" + prefix
