@@ -14,11 +14,13 @@ from __future__ import annotations
 import importlib
 import logging
 
+import gevent
 from flask import Blueprint, Flask, Response, request
+from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 from . import auth
-from .chat import SERVE_HINT, BadRequest, json_response, register
+from .chat import SHUTTING_DOWN, BadRequest, json_response, register
 
 __all__ = ["create_app", "blueprint", "create_golem_server", "start_server", "ServerState",
            "DEFAULT_MAX_BODY_BYTES"]
@@ -29,7 +31,7 @@ CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, Authorization",
 }
-SHUTDOWN_MESSAGE = "Server shutting down"
+SHUTDOWN_MESSAGE = SHUTTING_DOWN
 log = logging.getLogger("golembot.server")
 
 
@@ -48,6 +50,12 @@ class ServerState:
         self.turns: set = set()
         self.log = log
         self._shut = False
+        self._local_scheduler = None
+
+    @property
+    def closed(self) -> bool:
+        """Shutting down: new turns are refused (inside their stream)."""
+        return self._shut
 
     # -- slash commands (golembot.commands is shared with the REPL and IM) --------------------
     def is_command(self, text: str) -> bool:
@@ -56,28 +64,44 @@ class ServerState:
 
     def run_command(self, text: str, key: str) -> dict:
         from .. import commands
-        scheduler = self.scheduler or getattr(self.gateway, "scheduler", None)
         return commands.execute(self.assistant, text, key,
-                                context={"scheduler": scheduler, "channel": None})
+                                context={"scheduler": self.task_scheduler(), "channel": None})
+
+    def task_scheduler(self):
+        """The scheduler for ``/cron`` and ``/api/tasks``: the gateway's when this process runs
+        it, else a local one that is never started — the task store is readable and writable in
+        every mode, nothing fires on a schedule here, and ``run`` executes at once
+        (decisions.md)."""
+        running = self.scheduler or getattr(self.gateway, "scheduler", None)
+        if running is not None:
+            return running
+        if self._local_scheduler is None:
+            scheduler = _optional_module("golembot.scheduler")
+            if scheduler is not None:
+                self._local_scheduler = scheduler.TaskScheduler(self.assistant, self.assistant.dir)
+        return self._local_scheduler
 
     # -- shutdown --------------------------------------------------------------------------------
     def shutdown(self, message: str = SHUTDOWN_MESSAGE, wait_s: float = 5.0) -> bool:
         """End every open ``/chat`` stream with an error and a failed completion, abort every
         running turn (clients gone or not) and kill the engines' process groups. Idempotent:
         ``False`` when it already ran."""
-        if self._shut:
+        if self.closed:
             return False
         self._shut = True
+        from ..engines.base import shutdown_all
         turns = list(self.turns)
         for turn in turns:
             turn.interrupt(message)
+        # Killing a turn's greenlet unwinds the assistant's generator: a running engine's group
+        # is terminated, what the turn said so far is saved, the key's lock is released. All at
+        # once, so a turn queued behind another on its key never gets to start an engine.
+        gevent.killall([t.greenlet for t in turns if t.greenlet is not None], block=True,
+                       timeout=wait_s)
         try:
-            self.assistant.shutdown()
+            self.assistant.shutdown()  # turns that did not come through HTTP (IM, scheduler)
         finally:
-            from ..engines.base import shutdown_all
             shutdown_all()
-        import gevent
-        gevent.joinall([t.greenlet for t in turns if t.greenlet is not None], timeout=wait_s)
         return True
 
 
@@ -172,6 +196,12 @@ def create_app(assistant, token=None, gateway=None, max_body_bytes=DEFAULT_MAX_B
     app.url_map.merge_slashes = False  # never redirect: /chat/ and //x are just unknown
     app.config["MAX_CONTENT_LENGTH"] = state.max_body_bytes
     app.json.sort_keys = False
+    # flask-cors configured for the contract (wildcard, always sent); the before/after hooks
+    # below still guarantee the exact trio on every response and 204 for any OPTIONS
+    # (server.md §11: flask-cors defaults alone echo Origin and answer preflights with HTML).
+    CORS(app, origins="*", send_wildcard=True, always_send=True, vary_header=False,
+         methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+         allow_headers=["Content-Type", "Authorization"], automatic_options=False)
     app.extensions["golembot"] = {
         "assistant": assistant, "gateway": gateway, "token": state.token, "host": host,
         "port": port, "allowed_hosts": list(hosts or ()), "state": state,
@@ -208,6 +238,11 @@ def create_app(assistant, token=None, gateway=None, max_body_bytes=DEFAULT_MAX_B
 
 def _register_extras(app, state, host, port, started_at, public) -> None:
     """``/api/*`` (both modes), the dashboard (gateway) or the serve-mode stand-ins."""
+    tasks = _optional_module("golembot.scheduler.api")
+    if tasks is not None:
+        app.register_blueprint(tasks.create_blueprint(
+            state.assistant, state.task_scheduler, lambda: auth.check_request(state.token),
+            name="golem_tasks"))
     api = _optional_module("golembot.server.api")
     if api is not None:
         app.register_blueprint(api.create_blueprint(
@@ -248,6 +283,3 @@ def start_server(*args, **kwargs):
     from .serving import start_server as _start
     return _start(*args, **kwargs)
 
-
-# Re-exported for embedders who build their own responses.
-SERVE_HINT = SERVE_HINT

@@ -64,7 +64,8 @@ def has_query_token(token: str) -> bool:
 
 
 def host_name(authority: str | None) -> str | None:
-    """``"[::1]:3000"`` → ``"::1"``, ``"LocalHost.:80"`` → ``"localhost"``; ``None`` if malformed."""
+    """``"[::1]:3000"`` → ``"::1"``, ``"LocalHost.:80"`` → ``"localhost"``; ``None`` if
+    malformed."""
     if not authority:
         return None
     try:

@@ -24,6 +24,7 @@ from .sse import Channel, sse_response
 
 MAX_SESSION_KEY = 1024
 PREVIEW_CHARS = 120
+SHUTTING_DOWN = "Server shutting down"
 SERVE_HINT = {"hint": "Use POST /chat to interact",
               "endpoints": ["/chat", "/abort", "/reset", "/health"]}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -237,6 +238,10 @@ class Turn:
                                                    images=req.images or None,
                                                    files=req.files or None):
                 self._emit(event)
+                if event.get("type") == "completion":
+                    # Let the response write it now: the assistant saves history and session
+                    # after yielding the completion, and that should not delay the client.
+                    gevent.sleep(0)
         except Exception as exc:  # noqa: BLE001 - the iterator must not take the stream down
             message = str(exc) or exc.__class__.__name__
             self._emit(ev.error(message))
@@ -295,6 +300,8 @@ def register(bp, state, index: bool = True) -> None:
         req = ChatRequest(parse_json(read_body(state.max_body_bytes)))
         if req.is_command_text and state.is_command(req.text):
             return json_response(state.run_command(req.text, req.session_key))
+        if state.closed:
+            return sse_response(iter([ev.error(SHUTTING_DOWN), ev.failed(SHUTTING_DOWN)]))
         turn = Turn(state, req).start()
         return sse_response(turn.channel, keepalive_s=state.keepalive_s)
 

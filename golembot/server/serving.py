@@ -8,6 +8,7 @@ running without its server.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -180,10 +181,17 @@ def app_from_env(dir=None):
 
 
 def shutdown_app(app, message: str = "Server shutting down") -> bool:
-    """gunicorn hooks: end the app's streams and turns, kill engines (idempotent)."""
+    """gunicorn hooks: stop the gateway (if any), end the app's streams and turns, kill engines.
+    Idempotent."""
     state = getattr(app, "extensions", {}).get("golembot") if app is not None else None
-    if isinstance(state, dict) and state.get("state") is not None:
-        return state["state"].shutdown(message)
-    from ..engines.base import shutdown_all
-    shutdown_all()
-    return False
+    if not isinstance(state, dict) or state.get("state") is None:
+        from ..engines.base import shutdown_all
+        shutdown_all()
+        return False
+    gateway = state.get("gateway")
+    if gateway is not None and callable(getattr(gateway, "stop", None)):
+        try:
+            gateway.stop()
+        except Exception:  # noqa: BLE001 - the turns and engines must still be ended
+            logging.getLogger("golembot.server").exception("stopping the gateway failed")
+    return state["state"].shutdown(message)
