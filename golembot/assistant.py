@@ -28,6 +28,7 @@ from .sessions import History, SessionStore, iso_now
 from .workspace import scan_skills, write_agents_md
 
 DEFAULT_TIMEOUT_S = 600
+SHUTTING_DOWN = "Assistant is shutting down"
 RESTORING = "Restoring prior conversation history for this session. Use `/reset` to start fresh."
 RESUME_FAILED = "Session could not be resumed. Starting fresh conversation."
 # Error texts by which today's CLIs say "that session id is unknown".
@@ -95,11 +96,16 @@ class Assistant:
         self._reset_epoch: dict = {}
         self._pruned = False
         self._oauth_warned_at = 0.0
+        self.closed = False
 
     # -- public API ---------------------------------------------------------------------------
     def chat(self, message: str, session_key: str = "default", images=None, files=None):
         """Run one turn; yields event dicts, the last one being the single ``completion``."""
         key = session_key or "default"
+        if self.closed:
+            yield ev.error(SHUTTING_DOWN)
+            yield ev.failed(SHUTTING_DOWN)
+            return
         self._active += 1
         if self._active > self.max_concurrent:
             self._active -= 1
@@ -124,6 +130,10 @@ class Assistant:
         abort = AbortSignal()
         self._runs[key] = abort
         try:
+            if self.closed:  # shut down while this call waited in the session's queue
+                yield ev.error(SHUTTING_DOWN)
+                yield ev.failed(SHUTTING_DOWN)
+                return
             yield from self._run_turn(key, message or "", images, files, abort)
         finally:
             if self._runs.get(key) is abort:
@@ -189,7 +199,8 @@ class Assistant:
         return found
 
     def shutdown(self) -> None:
-        """Abort every running turn and kill every engine process group."""
+        """Refuse new turns, abort running ones (queued ones end without starting), kill engines."""
+        self.closed = True
         for run in list(self._runs.values()):
             run.fire("user")
         shutdown_all()

@@ -57,6 +57,7 @@ class Gateway:
         self.leader = LeaderLock(self.dir)
         self._greenlets: list = []
         self._stopped = False
+        self.shutdown_handler = None  # set by run_gateway: the SIGTERM path
 
     # -- configuration (re-read per message: hot fields apply at once) --------------------------
     def current_config(self) -> dict:
@@ -140,6 +141,13 @@ class Gateway:
                 log.exception("adapter %s stop failed", key)
         self.assistant.shutdown()
         self.leader.release()
+
+    def request_shutdown(self) -> bool:
+        """``POST /shutdown``: start the graceful stop shortly after the answer is sent."""
+        if self.shutdown_handler is None:
+            return False
+        gevent.spawn_later(0.2, self.shutdown_handler)
+        return True
 
     # -- API helpers --------------------------------------------------------------------------
     def channel_status(self) -> list:
@@ -277,6 +285,7 @@ def run_gateway(dir=".", port=None, token=None, host=None, api_key=None, verbose
         stopping.append(gevent.spawn(lambda: (gateway.stop(), graceful_stop(server))))
         stopping.append(gevent.spawn_later(20, os._exit, 0))
 
+    gateway.shutdown_handler = on_signal
     handlers = [gevent.signal_handler(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)]
     try:
         server.serve_forever()

@@ -254,6 +254,15 @@ def _register_extras(app, state, host, port, started_at, public) -> None:
             app.register_blueprint(dashboard.create_blueprint(
                 state.assistant, state.gateway, state.token, host=host, port=port,
                 started_at=started_at, name="golem_dashboard"))
+
+        def shutdown_gateway():
+            """``POST /shutdown`` (auth): the same graceful stop as SIGTERM (gateway.md §17.8)."""
+            request_shutdown = getattr(state.gateway, "request_shutdown", None)
+            if not callable(request_shutdown) or not request_shutdown():
+                return json_response({"error": "Shutdown not available"}, 404)
+            return json_response({"ok": True, "message": "Shutting down"})
+
+        app.add_url_rule("/shutdown", "gateway_shutdown", shutdown_gateway, methods=["POST"])
         return
 
     # serve mode (server.md §4): the status routes only hint at the gateway

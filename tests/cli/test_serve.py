@@ -124,3 +124,24 @@ def test_gateway_serves_api_and_dashboard_and_stops_on_sigterm(make_bot, fake_pa
     assert proc.returncode == 0, err
     assert f"http://127.0.0.1:{port}" in out
     assert "Traceback" not in err
+
+
+def test_gateway_post_shutdown_stops_it_gracefully(make_bot, fake_path):
+    d = make_bot(name="gw")
+    port = free_port()
+    proc = subprocess.Popen(cli_argv("gateway", "-d", d, "-p", str(port), "-t", "gwtok"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(proc, url)
+        assert requests.post(url + "/shutdown", timeout=5).status_code == 401
+        res = requests.post(url + "/shutdown", headers={"Authorization": "Bearer gwtok"}, timeout=5)
+        assert res.json() == {"ok": True, "message": "Shutting down"}
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err

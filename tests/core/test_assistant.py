@@ -235,3 +235,17 @@ def test_tool_fixture_relayed_in_order(make_bot, fake_path):
     kinds = [e["type"] for e in events]
     assert kinds.index("tool_call") < kinds.index("tool_result") < kinds.index("done")
     assert events[-1]["finalText"].endswith("The command printed: hello")
+
+
+def test_shutdown_ends_running_and_queued_turns_and_refuses_new(make_bot, fake_path):
+    bot = golembot.create_assistant(make_bot())
+    running = gevent.spawn(list, bot.chat("FAKE_HANG", session_key="s"))
+    wait_until(lambda: bot.is_running("s"))
+    queued = gevent.spawn(list, bot.chat("FAKE_SAY:never", session_key="s"))
+    wait_until(lambda: len(bot._locks["s"].waiters) == 1)
+    bot.shutdown()
+    assert running.get(timeout=10)[-1]["status"] == "aborted"
+    assert queued.get(timeout=10)[-1] == {"type": "completion", "status": "failed",
+                                          "message": amod.SHUTTING_DOWN}
+    assert run(bot, "FAKE_SAY:late")[-1]["message"] == amod.SHUTTING_DOWN
+    assert not any("never" in " ".join(c["argv"]) for c in calls(fake_path))
