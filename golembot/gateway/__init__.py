@@ -282,7 +282,8 @@ def run_gateway(dir=".", port=None, token=None, host=None, api_key=None, verbose
     def on_signal():
         if stopping:
             return
-        stopping.append(gevent.spawn(lambda: (gateway.stop(), graceful_stop(server))))
+        # Streams are told "Server shutting down" before the gateway aborts what is left.
+        stopping.append(gevent.spawn(lambda: (graceful_stop(server), gateway.stop())))
         stopping.append(gevent.spawn_later(20, os._exit, 0))
 
     gateway.shutdown_handler = on_signal

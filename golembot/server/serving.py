@@ -181,17 +181,19 @@ def app_from_env(dir=None):
 
 
 def shutdown_app(app, message: str = "Server shutting down") -> bool:
-    """gunicorn hooks: stop the gateway (if any), end the app's streams and turns, kill engines.
-    Idempotent."""
+    """gunicorn hooks: end the app's streams and turns (clients are told why), kill engines,
+    then stop the gateway's channels and scheduler (if any). Idempotent."""
     state = getattr(app, "extensions", {}).get("golembot") if app is not None else None
     if not isinstance(state, dict) or state.get("state") is None:
         from ..engines.base import shutdown_all
         shutdown_all()
         return False
-    gateway = state.get("gateway")
-    if gateway is not None and callable(getattr(gateway, "stop", None)):
-        try:
-            gateway.stop()
-        except Exception:  # noqa: BLE001 - the turns and engines must still be ended
-            logging.getLogger("golembot.server").exception("stopping the gateway failed")
-    return state["state"].shutdown(message)
+    try:
+        return state["state"].shutdown(message)
+    finally:
+        gateway = state.get("gateway")
+        if gateway is not None and callable(getattr(gateway, "stop", None)):
+            try:
+                gateway.stop()
+            except Exception:  # noqa: BLE001
+                logging.getLogger("golembot.server").exception("stopping the gateway failed")
