@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED
 from apscheduler.schedulers.gevent import GeventScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -60,7 +60,10 @@ class TaskScheduler:
         self._config = config
         self._aps = None
         self._armed: dict = {}  # task id → schedule string of its job
+        self._due: dict = {}  # job id → the fire time being run (set just before the run)
+        self._invalid: dict = {}  # task id → bad schedule already logged
         self._signature = None
+        self._yaml_signature = None
         self._tz = None
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -72,11 +75,13 @@ class TaskScheduler:
         """Merge golem.yaml tasks into the store, arm every enabled task, watch the store."""
         if self._aps is not None:
             return
+        self._yaml_signature = _file_signature(self._yaml_path())
         config = self._load_config()
         self._tz = resolve_timezone(config)
         self.store.merge_config(config.get("tasks") or [])
         self._aps = GeventScheduler(timezone=self._tz)
         self._aps.add_listener(self._on_max_instances, EVENT_JOB_MAX_INSTANCES)
+        self._aps.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
         self._aps.start()
         self._aps.add_job(self._watch, IntervalTrigger(seconds=self.watch_interval_s,
                                                        timezone=self._tz),
@@ -130,9 +135,12 @@ class TaskScheduler:
             try:
                 trigger = parse_schedule(schedule, self._tz, record.get("name", tid))
             except ScheduleError as exc:
-                log.error("[scheduler] Failed to schedule task %s: %s", tid, exc)
+                if self._invalid.get(tid) != schedule:  # log once, not at every reconcile
+                    log.error("[scheduler] Failed to schedule task %s: %s", tid, exc)
+                self._invalid[tid] = schedule
                 self._disarm(tid)
                 continue
+            self._invalid.pop(tid, None)
             self._aps.add_job(self._fire, trigger, args=[tid], id=JOB_PREFIX + tid,
                               name=record.get("name", tid), replace_existing=True,
                               max_instances=1, coalesce=True, misfire_grace_time=None)
@@ -211,11 +219,21 @@ class TaskScheduler:
 
     def _fire(self, task_id: str) -> None:
         """A tick: re-read the record (prompt edits apply; deleted or disabled: nothing)."""
+        due = self._due.pop(JOB_PREFIX + task_id, None)
         record = self.store.get(task_id)
         if record is None or record.get("enabled", True) is False:
             return
-        from datetime import datetime
-        self.runner.run(record, scheduled_for=datetime.now(self._tz))
+        if due is None:
+            from datetime import datetime
+            due = datetime.now(self._tz)
+        self.runner.run(record, scheduled_for=due)
+
+    def _on_submitted(self, event) -> None:
+        """Remember the tick's own fire time (the job function is not told it): history lines
+        then carry exact ``scheduledFor`` times, even when a run starts late."""
+        times = getattr(event, "scheduled_run_times", None)
+        if times and event.job_id.startswith(JOB_PREFIX):
+            self._due[event.job_id] = times[-1]
 
     def _on_max_instances(self, event) -> None:
         """APScheduler skipped a tick because the previous one still runs: record it."""
@@ -227,12 +245,31 @@ class TaskScheduler:
             self.runner.record_skip(record, times[-1])
 
     def _watch(self) -> None:
-        """Another process (or a hand edit) changed tasks.json: reconcile."""
+        """Another process (or a hand edit) changed tasks.json: reconcile. golem.yaml changed
+        (``PATCH /api/config`` on any worker, an edit): merge its tasks and zone again."""
+        yaml_now = _file_signature(self._yaml_path())
+        if yaml_now != self._yaml_signature:
+            self._yaml_signature = yaml_now
+            try:
+                self.reload(None)
+            except Exception as exc:  # noqa: BLE001 - a broken edit keeps the running tasks
+                log.error("[scheduler] golem.yaml changed but could not be applied: %s", exc)
         if self.store.signature() != self._signature:
             self.reconcile()
+
+    def _yaml_path(self) -> str:
+        return os.path.join(self.dir, "golem.yaml")
 
     def _load_config(self) -> dict:
         if self._config is not None:
             return self._config
         from ..config import load_config
         return load_config(self.dir)
+
+
+def _file_signature(path: str):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
