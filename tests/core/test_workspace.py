@@ -352,7 +352,7 @@ FACTS = {
     "task-manager": ["$GOLEM_URL/api/tasks", "Authorization: Bearer $GOLEM_TOKEN", "every <N>m",
                      "daily HH:MM", "weekly <sun", "0 9 * * 1-5", "*/30 * * * *", "0 0 1 * *",
                      "PATCH $GOLEM_URL/api/tasks/<id>", "DELETE $GOLEM_URL/api/tasks/<id>",
-                     "POST $GOLEM_URL/api/tasks/<id>/run", "/cron list", "503", "do not use `7`"],
+                     "POST $GOLEM_URL/api/tasks/<id>/run", "/cron list", "503", "`7` works too", "true\n  interval"],
 }
 
 
