@@ -182,10 +182,15 @@ class AbortSignal:
 class StreamParser:
     """Maps one invocation's output to events. Subclasses override what they need."""
 
+    stderr = None  # a StderrTail when the engine quotes stderr in its close errors
+
     def feed_line(self, line: str) -> list:
         return []
 
     def feed_stderr(self, chunk: str) -> list:
+        """Keep a bounded tail for error messages; stderr maps to no events by default."""
+        if self.stderr is not None:
+            self.stderr.feed(chunk)
         return []
 
     def finish(self, exit_code: int) -> list:

@@ -139,10 +139,6 @@ class ClaudeParser(StreamParser):
             return [ev.warning(_retry_message(obj))]
         return []
 
-    def feed_stderr(self, chunk: str) -> list:
-        self.stderr.feed(chunk)
-        return []
-
     def finish(self, exit_code: int) -> list:
         if self.terminal:
             return []

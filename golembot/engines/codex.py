@@ -141,10 +141,6 @@ class CodexParser(StreamParser):
             return [ev.warning(message)] if message else []
         return []
 
-    def feed_stderr(self, chunk: str) -> list:
-        self.stderr.feed(chunk)
-        return []
-
     def finish(self, exit_code: int) -> list:
         if self.terminal:
             return []

@@ -139,10 +139,6 @@ class CursorParser(StreamParser):
                             fullText=as_str(obj.get("result")) or None)]
         return []
 
-    def feed_stderr(self, chunk: str) -> list:
-        self.stderr.feed(chunk)
-        return []
-
     def finish(self, exit_code: int) -> list:
         if self.terminal:
             return []
