@@ -1,4 +1,4 @@
 """IM channels: the adapter contract (:mod:`.base`) and custom adapter loading (:mod:`.loader`)."""
-from .base import ChannelAdapter, ChannelMessage, can_send
+from .base import ChannelAdapter, ChannelMessage, can_send, render_mentions
 
-__all__ = ["ChannelAdapter", "ChannelMessage", "can_send"]
+__all__ = ["ChannelAdapter", "ChannelMessage", "can_send", "render_mentions"]

@@ -6,6 +6,7 @@ answers with ``reply``. Everything else (typing, proactive ``send``, member list
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -66,3 +67,16 @@ def can_send(adapter) -> bool:
     if isinstance(flag, bool):
         return flag and callable(getattr(adapter, "send", None))
     return callable(getattr(adapter, "send", None))
+
+
+def render_mentions(text: str, mentions, render) -> str:
+    """Replace each ``@Name`` of ``mentions`` (``[{"name", "platformId"}]``) by
+    ``render(mention)``, e.g. ``lambda m: f"<@{m['platformId']}>"``.
+
+    Whole names only: ``@Bob`` never rewrites the start of ``@Bobby``. For adapters, which own
+    the platform's mention syntax; the gateway only finds who is mentioned.
+    """
+    for mention in mentions or ():
+        pattern = re.compile("@" + re.escape(mention["name"]) + r"(?![A-Za-z0-9_\u4e00-\u9fff])")
+        text = pattern.sub(lambda _m, mention=mention: render(mention), text)
+    return text

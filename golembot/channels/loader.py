@@ -77,4 +77,8 @@ def load_adapter(key: str, channel_config: dict, base_dir: str):
     except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix
         raise AdapterLoadError(f'Failed to load custom adapter "{spec}": {exc}') from exc
     cls = _pick_class(module, spec, cls_name)
-    return cls(dict(channel_config))
+    try:
+        return cls(dict(channel_config))
+    except Exception as exc:  # noqa: BLE001 - e.g. a required field missing from the mapping
+        raise AdapterLoadError(f'Custom adapter "{spec}" could not be created for channel '
+                               f'"{key}": {type(exc).__name__}: {exc}') from exc

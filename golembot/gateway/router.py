@@ -7,6 +7,7 @@ timeout) are read from golem.yaml for every message, so PATCH /api/config takes 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import OrderedDict
 
@@ -39,15 +40,26 @@ class Router:
 
     # -- entry point --------------------------------------------------------------------------
     def on_message(self, channel_key: str, adapter, msg) -> gevent.Greenlet | None:
-        """The adapters' callback: dedup synchronously, then handle in a new greenlet."""
+        """The adapters' callback: dedup at once, then handle in a new greenlet and return."""
         if msg.messageId:
-            seen_key = (msg.channelType, msg.messageId)
+            seen_key = (channel_key, msg.messageId)
             if seen_key in self._seen:
                 return None
             self._seen[seen_key] = True
             while len(self._seen) > SEEN_LIMIT:
                 self._seen.popitem(last=False)
+            store = self.gw.seen
+            if store is not None and not store.mark_new(f"{channel_key}:{msg.messageId}"):
+                return None
         return gevent.spawn(self._handle_safely, channel_key, adapter, msg)
+
+    def purge_idle_groups(self, idle_s: float = GROUP_IDLE_S) -> int:
+        """Forget history, turns and activity of groups quiet for more than an hour."""
+        cutoff = time.monotonic() - idle_s
+        stale = [k for k, st in self.groups.items() if st.last_activity < cutoff]
+        for key in stale:
+            self.groups.pop(key, None)
+        return len(stale)
 
     def reset_group(self, key: str) -> None:
         self.groups.pop(key, None)
@@ -64,6 +76,9 @@ class Router:
 
     # -- the pipeline -------------------------------------------------------------------------
     def handle(self, channel_key: str, adapter, msg) -> None:
+        # --verbose: who and where, never what (message text stays out of logs)
+        log.debug("[%s] received from %s in %s %s", channel_key, msg.senderName or msg.senderId,
+                  msg.chatType, msg.chatId)
         config = self.gw.current_config()
         name = config.get("name", "")
         group = msg.chatType == "group"
@@ -94,6 +109,10 @@ class Router:
             if state.turns >= gc.get("maxTurns", 10):
                 return
             inject_pass = policy == "smart" and not mentioned
+            try:  # the prompt names memory/groups/<group>.md for the agent to keep notes in
+                os.makedirs(os.path.join(self.gw.dir, "memory", "groups"), exist_ok=True)
+            except OSError:
+                pass
         auto_continue = int(config.get("autoContinue", 5) or 0)
         if group:
             prompt = prompts.group_prompt(
@@ -112,32 +131,46 @@ class Router:
                     inject_pass, auto_continue) -> None:
         streaming = config.get("streaming") or {}
         mode = "buffered" if inject_pass else streaming.get("mode", "buffered")
-        for round_no in range(auto_continue + 1):
-            started = time.monotonic()
-            delivery = Delivery(adapter, msg, mode=mode, timeout_s=config.get("timeout", 600),
-                                show_tool_calls=bool(streaming.get("showToolCalls")))
-            delivery.start_typing()
-            first = round_no == 0
-            events = self.gw.assistant.chat(prompt if first else prompts.AUTO_CONTINUE,
-                                            session_key=key,
-                                            images=msg.images if first else None,
-                                            files=msg.files if first else None)
-            result = delivery.run(events)
-            duration = result.duration_ms or int((time.monotonic() - started) * 1000)
-            sender = msg.senderName or msg.senderId
-            if result.silent:
-                self.gw.metrics.record(channel_key, sender, text, "", duration, result.cost_usd,
-                                       passed=True)
-                return
-            if msg.chatType == "group" and result.reply.strip():
-                state = self.groups.setdefault(key, GroupState())
-                self._remember(state, config.get("name", "bot"), result.reply, True,
-                               (config.get("groupChat") or {}).get("historyLimit", 20))
-                state.turns += 1
-            shown = result.reply if result.reply.strip() or not result.error else prompts.APOLOGY
+        delivery = Delivery(adapter, msg, mode=mode, timeout_s=config.get("timeout", 600),
+                            show_tool_calls=bool(streaming.get("showToolCalls")))
+        result, final = None, "⚠️ Failed"  # stays so if a round raises
+        try:
+            for round_no in range(auto_continue + 1):
+                result = self._round(channel_key, msg, key, text, prompt, config, delivery,
+                                     first=round_no == 0)
+                if result.silent or not result.continued or result.error:
+                    break
+                if self._inbound.get(key) != seq:  # a newer message for this session arrived
+                    break
+                if round_no == auto_continue:
+                    log.info("auto-continue cap (%d) reached for %s", auto_continue, key)
+            final = delivery.final_status(result)
+        finally:
+            delivery.finish(final)
+
+    def _round(self, channel_key, msg, key, text, prompt, config, delivery, first):
+        """One agent run and its delivery; records history, turns and metrics."""
+        started = time.monotonic()
+        events = self.gw.assistant.chat(prompt if first else prompts.AUTO_CONTINUE,
+                                        session_key=key,
+                                        images=(msg.images or None) if first else None,
+                                        files=(msg.files or None) if first else None)
+        result = delivery.run(events)
+        duration = result.duration_ms or int((time.monotonic() - started) * 1000)
+        sender = msg.senderName or msg.senderId
+        if result.silent:
+            self.gw.metrics.record(channel_key, sender, text, "", duration, result.cost_usd,
+                                   passed=True)
+            return result
+        if msg.chatType == "group" and result.reply.strip():
+            state = self.groups.setdefault(key, GroupState())
+            self._remember(state, config.get("name", "bot"), result.reply, True,
+                           (config.get("groupChat") or {}).get("historyLimit", 20))
+            state.turns += 1
+        if result.reply.strip() or result.error:
+            shown = result.reply if result.reply.strip() else prompts.APOLOGY
             self.gw.metrics.record(channel_key, sender, text, shown, duration, result.cost_usd)
-            if not (result.continued and not result.error and self._inbound.get(key) == seq):
-                return
+        return result
 
     def _command(self, channel_key, adapter, msg, key, text) -> None:
         result = commands.execute(self.gw.assistant, text, session_key=key,

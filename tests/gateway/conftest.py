@@ -3,7 +3,6 @@ import os
 
 import gevent
 import pytest
-import requests
 import yaml
 from flask import Flask, jsonify, request
 from gevent.pywsgi import WSGIServer
@@ -19,6 +18,7 @@ class FakePlatform:
 
     def __init__(self):
         self.inbox, self.out = [], []
+        self.pollers = set()  # pids of the processes polling (leader election tests)
         self.members = {"Alice": "U-ALICE", "Bob": "U-BOB"}
         app = Flask("fake-platform")
 
@@ -29,6 +29,7 @@ class FakePlatform:
         @app.get("/poll")
         def poll():
             after = int(request.args.get("after", 0))
+            self.pollers.add(request.args.get("pid"))
             return jsonify([m for m in self.inbox if m["seq"] > after])
 
         @app.post("/out")
@@ -54,9 +55,13 @@ class FakePlatform:
         return [o for o in self.out if o["kind"] == kind]
 
     def wait_for(self, cond, timeout=15.0):
-        with gevent.Timeout(timeout, AssertionError(f"timed out; platform saw {self.out}")):
-            while not cond():
-                gevent.sleep(0.02)
+        """Bounded poll on ``cond``; the failure shows what the platform saw by then."""
+        try:
+            with gevent.Timeout(timeout):
+                while not cond():
+                    gevent.sleep(0.02)
+        except gevent.Timeout:
+            raise AssertionError(f"timed out; platform saw {self.out}") from None
 
 
 @pytest.fixture
@@ -66,19 +71,25 @@ def platform():
     p.server.stop(timeout=1)
 
 
+def write_bot(d, platform, channel_extra=None, adapter="PlatformAdapter", **fields):
+    """golem.yaml in ``d`` with one channel ``im`` served by the fake platform."""
+    channel = {"_adapter": os.path.join(HERE, "platform_adapter.py") + ":" + adapter,
+               "url": platform.url, **(channel_extra or {})}
+    conf = {"name": "golem", "engine": "claude-code", "autoContinue": 0,
+            "channels": {"im": channel}, **fields}
+    (d / "golem.yaml").write_text(yaml.safe_dump(conf, allow_unicode=True))
+    return d
+
+
 @pytest.fixture
 def gateway_factory(tmp_path, fake_path, platform):
     """``gateway_factory(**golem_yaml_fields)`` → a started Gateway with channel ``im``."""
     made = []
 
-    def make(channel_extra=None, **fields):
+    def make(channel_extra=None, adapter="PlatformAdapter", **fields):
         d = tmp_path / f"gw{len(made)}"
         d.mkdir()
-        channel = {"_adapter": os.path.join(HERE, "platform_adapter.py") + ":PlatformAdapter",
-                   "url": platform.url, **(channel_extra or {})}
-        conf = {"name": "golem", "engine": "claude-code", "autoContinue": 0,
-                "channels": {"im": channel}, **fields}
-        (d / "golem.yaml").write_text(yaml.safe_dump(conf, allow_unicode=True))
+        write_bot(d, platform, channel_extra, adapter, **fields)
         gw = Gateway(golembot.create_assistant(str(d)), str(d))
         gw.start(scheduler=False)
         made.append(gw)

@@ -1,9 +1,14 @@
-"""A custom adapter (loaded through ``_adapter:``) for the fake platform in ``conftest.py``.
+"""Custom adapters (loaded through ``_adapter:``) for the fake platform in ``conftest.py``.
 
-It talks to the platform over real HTTP, as a real adapter would: it polls ``/poll`` for
-incoming messages and posts replies, typing pings and proactive sends. Blocking ``requests``
-calls run in gevent's thread pool so the test process's event loop keeps running.
+They talk to the platform over real HTTP, as a real adapter would: poll ``/poll`` for incoming
+messages and post replies, typing pings, statuses and proactive sends to ``/out``. Blocking
+``requests`` calls run in gevent's thread pool so the test process's event loop keeps running.
+
+``PlainAdapter`` has no status-message API (the gateway then sends "⏳ thinking..." as an
+ordinary reply); ``PlatformAdapter`` adds one. ``Adapter`` is what a bare path loads.
 """
+import os
+
 import gevent
 import requests
 
@@ -17,7 +22,7 @@ def _call(method, url, **kw):
     return resp.json()
 
 
-class PlatformAdapter(ChannelAdapter):
+class PlainAdapter(ChannelAdapter):
     name = "fakeim"
 
     def __init__(self, config):
@@ -33,21 +38,28 @@ class PlatformAdapter(ChannelAdapter):
     def _poll(self, on_message):
         after = 0
         while True:
-            for item in _call("GET", self.url + "/poll", params={"after": after}):
+            try:
+                items = _call("GET", self.url + "/poll", params={"after": after, "pid": os.getpid()})
+            except requests.RequestException:  # platform away: retry, as a real adapter would
+                gevent.sleep(0.2)
+                continue
+            for item in items:
                 after = item["seq"]
                 on_message(ChannelMessage(channelType="fakeim", **item["message"]))
             gevent.sleep(0.02)
 
+    def _out(self, **body):
+        _call("POST", self.url + "/out", json={"pid": os.getpid(), **body})
+
     def reply(self, msg, text, mentions=None):
-        _call("POST", self.url + "/out", json={"kind": "reply", "chatId": msg.chatId,
-                                               "replyTo": msg.messageId, "text": text,
-                                               "mentions": mentions or []})
+        self._out(kind="reply", chatId=msg.chatId, replyTo=msg.messageId, text=text,
+                  mentions=mentions or [])
 
     def send(self, chat_id, text):
-        _call("POST", self.url + "/out", json={"kind": "send", "chatId": chat_id, "text": text})
+        self._out(kind="send", chatId=chat_id, text=text)
 
     def typing(self, msg):
-        _call("POST", self.url + "/out", json={"kind": "typing", "chatId": msg.chatId})
+        self._out(kind="typing", chatId=msg.chatId)
 
     def get_group_members(self, chat_id):
         return _call("GET", self.url + "/members", params={"chatId": chat_id})
@@ -55,3 +67,27 @@ class PlatformAdapter(ChannelAdapter):
     def stop(self):
         if self._poller is not None:
             self._poller.kill(block=False)
+
+
+class PlatformAdapter(PlainAdapter):
+    """With status messages (like Slack): create, edit, delete."""
+
+    def send_status(self, msg, text):
+        self._out(kind="status", op="send", chatId=msg.chatId, text=text)
+        return f"st-{msg.messageId}"
+
+    def update_status(self, msg, status_id, text):
+        self._out(kind="status", op="update", chatId=msg.chatId, id=status_id, text=text)
+
+    def clear_status(self, msg, status_id):
+        self._out(kind="status", op="clear", chatId=msg.chatId, id=status_id)
+
+
+Adapter = PlatformAdapter
+
+
+class HangingAdapter(PlainAdapter):
+    """A platform handshake that never completes."""
+
+    def start(self, on_message):
+        gevent.sleep(3600)

@@ -2,7 +2,6 @@
 import json
 import os
 
-import gevent
 
 from golembot.channels.loader import AdapterLoadError, load_adapter
 from golembot.gateway import CannotSendError, Gateway, NoAdaptersError, UnknownChannelError
@@ -46,7 +45,7 @@ def test_duplicate_message_ids_are_handled_once(gateway_factory, platform, fake_
 
 
 def test_mention_only_group_ignores_unaddressed(gateway_factory, platform, fake_path):
-    gateway_factory()
+    gw = gateway_factory()
     platform.push(chatType="group", senderName="Bob", text="just chatting, no bot needed")
     platform.push(chatType="group", senderName="Alice", text="@golem FAKE_SAY:addressed")
     platform.wait_for(lambda: platform.sent())
@@ -55,6 +54,7 @@ def test_mention_only_group_ignores_unaddressed(gateway_factory, platform, fake_
     assert "--- Recent group conversation ---\n[Bob] just chatting, no bot needed" in prompt
     assert prompt.endswith("[Alice] FAKE_SAY:addressed")
     assert "[Group: fakeim:c1 | MemoryFile: memory/groups/fakeim-c1.md]" in prompt
+    assert os.path.isdir(os.path.join(gw.dir, "memory", "groups"))
 
 
 def test_smart_policy_pass_is_silent(gateway_factory, platform, fake_path):
@@ -132,27 +132,19 @@ def test_images_reach_the_assistant(gateway_factory, platform, fake_path):
 
 
 def test_proactive_send_and_its_errors(gateway_factory, platform, tmp_path):
+    import pytest
     gw = gateway_factory(channel_extra={"maxLength": 10})
     gw.send("im", "c7", "hello there world")
-    assert [o["text"] for o in platform.sent("send")] == ["hello", " there", " world"] or \
-        [o["text"] for o in platform.sent("send")] == ["hello", "there", "world"]
+    assert [o["text"] for o in platform.sent("send")] == ["hello", " there", " world"]
     assert gw.list_channels() == [{"name": "im", "canSend": True}]
-    try:
+    with pytest.raises(UnknownChannelError, match=r'Channel "nope" not found\. Available: im'):
         gw.send("nope", "c", "x")
-    except UnknownChannelError as exc:
-        assert "Available: im" in str(exc)
-    empty = Gateway(gw.assistant, gw.dir)
-    try:
-        empty.send("im", "c", "x")
-        raise AssertionError("expected NoAdaptersError")
-    except NoAdaptersError:
-        pass
+    with pytest.raises(NoAdaptersError):
+        Gateway(gw.assistant, gw.dir).send("im", "c", "x")
     gw.adapters["im"].can_send = False
-    try:
+    assert gw.list_channels() == [{"name": "im", "canSend": False}]
+    with pytest.raises(CannotSendError, match="does not support proactive send"):
         gw.send("im", "c", "x")
-        raise AssertionError("expected CannotSendError")
-    except CannotSendError:
-        pass
 
 
 def test_broken_adapter_fails_alone(tmp_path, fake_path, platform):
@@ -181,6 +173,7 @@ def test_broken_adapter_fails_alone(tmp_path, fake_path, platform):
 
 
 def test_loader_forms(tmp_path):
+    import pytest
     mod = tmp_path / "adapters" / "mine.py"
     mod.parent.mkdir()
     mod.write_text("class One:\n    def __init__(self, c): self.c = c\n    def start(self, cb): pass\n"
@@ -198,8 +191,76 @@ def test_loader_forms(tmp_path):
         raise AssertionError("must refuse leaving the directory")
     except AdapterLoadError as exc:
         assert "leaves the assistant directory" in str(exc)
+    (tmp_path / "adapters" / "bad.py").write_text("def broken(:\n")
+    with pytest.raises(AdapterLoadError, match=r'Failed to load custom adapter "\./adapters/bad\.py"'):
+        load_adapter("k", {"_adapter": "./adapters/bad.py"}, str(tmp_path))
+    with pytest.raises(AdapterLoadError, match=r'could not be created for channel "k": KeyError'):
+        load_adapter("k", {"_adapter": os.path.join(os.path.dirname(__file__),
+                                                    "platform_adapter.py")}, str(tmp_path))
     try:
         load_adapter("k", {"_adapter": "no_such_module_xyz"}, str(tmp_path))
         raise AssertionError
     except AdapterLoadError as exc:
         assert 'Failed to load custom adapter "no_such_module_xyz"' in str(exc)
+
+
+def test_adapter_detected_mentions_and_directed_at_others(gateway_factory, platform, fake_path):
+    gateway_factory(groupChat={"groupPolicy": "smart"})
+    platform.push(chatType="group", senderName="Bob", text="FAKE_SAY:[PASS]",
+                  mentionedOthers=["Alice", "Zed"])
+    platform.push(chatType="group", chatId="c2", senderName="Bob", text="FAKE_SAY:yes me",
+                  mentioned=True)
+    platform.wait_for(lambda: len(prompts(fake_path)) == 2 and platform.sent())
+    by_group = {("c2" if "fakeim:c2" in p else "c1"): p for p in prompts(fake_path)}
+    assert ("[System: This message is directed at Alice, Zed, not you. Only respond if you "
+            "have something important to add or correct.") in by_group["c1"]
+    assert "directed at" not in by_group["c2"] and "NOT directly" not in by_group["c2"]
+    assert [r["text"] for r in platform.sent()] == ["yes me"]
+
+
+def test_the_bots_own_echo_is_ignored(gateway_factory, platform, fake_path):
+    gateway_factory(groupChat={"groupPolicy": "always"})
+    platform.push(chatType="group", senderName="golem", text="FAKE_SAY:echo of myself")
+    platform.push(chatType="dm", text="FAKE_SAY:marker")
+    platform.wait_for(lambda: platform.sent())
+    assert [r["text"] for r in platform.sent()] == ["marker"] and len(prompts(fake_path)) == 1
+
+
+def test_render_mentions_matches_whole_names():
+    from golembot.channels import render_mentions
+    out = render_mentions("@Bob and @Bobby, @Bob.", [{"name": "Bob", "platformId": "U1"}],
+                          lambda m: f"<@{m['platformId']}>")
+    assert out == "<@U1> and @Bobby, <@U1>."
+
+
+def test_reply_failure_is_reported_and_closes_the_status(gateway_factory, platform, monkeypatch):
+    from golembot.gateway import delivery
+    monkeypatch.setattr(delivery, "THINKING_AFTER_S", 0.05)
+    gw = gateway_factory()
+    adapter = gw.adapters["im"]
+    original = adapter.reply
+    calls = []
+
+    def flaky(msg, text, mentions=None):  # the platform rejects the first reply
+        calls.append(text)
+        if len(calls) == 1:
+            raise RuntimeError("platform said 500")
+        original(msg, text, mentions)
+    adapter.reply = flaky
+    platform.push(chatType="dm", text="FAKE_SLOW:0.5 FAKE_SAY:lost")
+    platform.wait_for(lambda: platform.sent())
+    assert any(o.get("text") == "⚠️ Failed" for o in platform.sent("status"))
+    assert [r["text"] for r in platform.sent()] == [
+        "Sorry, an error occurred while processing your message. Please try again later."]
+
+
+def test_stop_from_im_aborts_the_running_turn(gateway_factory, platform, fake_path):
+    gw = gateway_factory()
+    platform.push(chatType="dm", text="FAKE_SLOW:30 FAKE_SAY:never")
+    platform.wait_for(lambda: gw.assistant.is_running("fakeim:c1:u1"))
+    platform.push(chatType="dm", text="/stop")
+    platform.wait_for(lambda: len(platform.sent()) == 2, timeout=10)
+    texts = [r["text"] for r in platform.sent()]
+    assert "never" not in texts
+    assert "Sorry, an error occurred while processing your message. Please try again later." in texts
+    assert not gw.assistant.is_running("fakeim:c1:u1")
