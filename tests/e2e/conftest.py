@@ -3,7 +3,7 @@
 Nothing here talks to the internet: the CLIs are pointed at ``shared/tools/fake_llm.py`` on
 127.0.0.1, and every switch the fixtures README lists as "stops a fetch" (telemetry, plugin sync,
 model catalogues, auto-update) is set in the environment or in the CLI's own config in an
-isolated HOME. See ``docs/e2e.md``.
+isolated HOME. See the README (End-to-end tests).
 
 * ``E2E_ENABLED`` / ``BIN_DIR``: read once, cheaply, so the default run skips at collection.
 * ``fake_llm`` (module scope): the fake provider as a subprocess on a free port; yields an object
@@ -192,7 +192,7 @@ def make_real_bot(tmp_path, real_cli_env, fake_llm):
 
     def _make(engine: str, **fields):
         if not have_binary(engine):
-            pytest.skip(f"{binary_path(engine)} not found (see docs/e2e.md)")
+            pytest.skip(f"{binary_path(engine)} not found (see the README, "End-to-end tests against the real agent CLIs")")
         d = tmp_path / f"bot-{engine}-{len(made)}"
         d.mkdir()
         doc = {"name": "e2e", "engine": engine, "provider": PROVIDER[engine](fake_llm.url),

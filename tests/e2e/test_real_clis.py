@@ -1,7 +1,7 @@
 """golembot's engine layer against the REAL Claude Code, Codex and OpenCode CLIs.
 
 Optional: runs only with ``GOLEM_E2E=1`` and the CLIs installed from npm into
-``GOLEM_E2E_BIN_DIR`` (default ``/tmp/golem-real-clis/node_modules/.bin``); see docs/e2e.md.
+``GOLEM_E2E_BIN_DIR`` (default ``/tmp/golem-real-clis/node_modules/.bin``); see the README, "End-to-end tests against the real agent CLIs".
 Every CLI talks only to ``fake_llm.py`` on 127.0.0.1, through golembot's own provider routing
 (``provider:`` in golem.yaml), so these tests prove that routing, the argv, the environment
 (``IS_SANDBOX`` as root), the parsers and session resume work with the CLIs as they are today —
@@ -22,7 +22,7 @@ E2E_ENABLED = os.environ.get("GOLEM_E2E") == "1"
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not E2E_ENABLED, reason="real-CLI end-to-end tests: set GOLEM_E2E=1 (docs/e2e.md)"),
+    pytest.mark.skipif(not E2E_ENABLED, reason="real-CLI end-to-end tests: set GOLEM_E2E=1 (README: End-to-end tests)"),
 ]
 
 ENGINES = ["claude-code", "codex", "opencode"]
