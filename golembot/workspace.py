@@ -238,7 +238,7 @@ def render_golem_yaml(engine: str, name: str, role: str | None = None) -> str:
         lines += ["persona:", f"  role: {yaml_scalar(role)}"]
     lines += [
         "",
-        "# More settings (all optional) — see docs/config.md:",
+        "# More settings (all optional) — see the README, section Configuration:",
         "# model: claude-sonnet-4-6",
         "# timeout: 600",
         "# systemPrompt: |",
