@@ -15,6 +15,7 @@ import json
 import os
 import time
 
+import gevent
 from gevent.lock import RLock
 
 from . import events
@@ -46,24 +47,36 @@ def _key_or_default(key) -> str:
 
 
 class SessionStore:
-    """``.golem/sessions.json``: ``{key: {engineSessionId, lastUsed, engineType}}``."""
+    """``.golem/sessions.json``: ``{key: {engineSessionId, lastUsed, engineType}}``.
+
+    Writes happen in a worker thread, so the event loop keeps serving other turns while the
+    file is replaced (a rename costs milliseconds on ext4), and updates that arrive while a
+    write is in flight are coalesced into the next one: 200 turns ending together cost a few
+    writes, not 200. :meth:`save` and :meth:`clear` still return only once their change is on
+    disk, so the next turn of a key always sees it.
+    """
 
     def __init__(self, golem_dir: str):
         self.golem_dir = golem_dir
         self.path = os.path.join(golem_dir, "sessions.json")
         self._lock = _locks.setdefault(self.path, RLock())
+        self._pending: dict = {}  # key -> entry, or None for "remove"
+
+    @contextlib.contextmanager
+    def _file_locked(self):
+        """An advisory file lock for other processes (gunicorn workers)."""
+        os.makedirs(self.golem_dir, exist_ok=True)
+        with open(os.path.join(self.golem_dir, "sessions.lock"), "a") as lockfile:
+            fcntl.flock(lockfile, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lockfile, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def _locked(self):
-        """Greenlet lock + an advisory file lock for other processes (gunicorn workers)."""
-        with self._lock:
-            os.makedirs(self.golem_dir, exist_ok=True)
-            with open(os.path.join(self.golem_dir, "sessions.lock"), "a") as lockfile:
-                fcntl.flock(lockfile, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(lockfile, fcntl.LOCK_UN)
+        with self._lock, self._file_locked():
+            yield
 
     def read_all(self) -> dict:
         data = read_json(self.path, {})
@@ -86,22 +99,36 @@ class SessionStore:
     def save(self, key, session_id: str, engine: str | None) -> None:
         """Record the id; an unchanged id is rewritten only to refresh a ``lastUsed`` older than
         an hour (TTLs are counted in days), so resumed turns rarely touch the file."""
-        with self._locked():
-            data = self.read_all()
-            old = data.get(_key_or_default(key)) or {}
-            if (old.get("engineSessionId") == session_id and old.get("engineType") == engine
-                    and _is_number(old.get("lastUsed")) and now_ms() - old["lastUsed"] < 3_600_000):
-                return
-            entry = {"engineSessionId": session_id, "lastUsed": now_ms()}
-            if engine:
-                entry["engineType"] = engine
-            data[_key_or_default(key)] = entry
-            _write(self.path, data)
+        key = _key_or_default(key)
+        old = self.read_all().get(key) or {}
+        if (old.get("engineSessionId") == session_id and old.get("engineType") == engine
+                and _is_number(old.get("lastUsed")) and now_ms() - old["lastUsed"] < 3_600_000):
+            return
+        entry = {"engineSessionId": session_id, "lastUsed": now_ms()}
+        if engine:
+            entry["engineType"] = engine
+        self._commit(key, entry)
 
     def clear(self, key) -> None:
-        with self._locked():
+        self._commit(_key_or_default(key), None)
+
+    def _commit(self, key: str, entry) -> None:
+        marker = object() if entry is None else entry
+        self._pending[key] = marker
+        with self._lock:  # the greenlet before us may already have written our change
+            if self._pending.get(key) is not marker:
+                return
+            batch, self._pending = self._pending, {}
+            gevent.get_hub().threadpool.apply(self._write_batch, (batch,))
+
+    def _write_batch(self, batch: dict) -> None:
+        with self._file_locked():
             data = self.read_all()
-            data.pop(_key_or_default(key), None)
+            for key, entry in batch.items():
+                if isinstance(entry, dict):
+                    data[key] = entry
+                else:
+                    data.pop(key, None)
             _write(self.path, data)
 
     def prune(self, ttl_days: float) -> int:

@@ -854,8 +854,8 @@ def test_patch_yaml_body_variants(bot):
         patch_config(d2, {"name": "b"})
 
 
-def test_docs_cover_every_field():
-    with open(os.path.join(ROOT, "docs", "config.md"), encoding="utf-8") as fh:
+def test_readme_covers_every_field():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
         docs = fh.read()
     missing = [name for name in cfg.FIELDS if f"`{name}`" not in docs]
     assert not missing

@@ -65,3 +65,17 @@ def test_append_line_whole_lines(tmp_path):
         append_line(path, json.dumps({"i": i}))
     lines = open(path).read().splitlines()
     assert [json.loads(l)["i"] for l in lines] == list(range(50))
+
+
+def test_concurrent_session_saves_all_land_and_clear_wins(tmp_path):
+    from golembot.sessions import SessionStore
+    store = SessionStore(str(tmp_path / ".golem"))
+    gevent.joinall([gevent.spawn(store.save, f"k{i}", f"s{i}", "codex") for i in range(100)],
+                   raise_error=True)
+    data = json.load(open(tmp_path / ".golem" / "sessions.json"))
+    assert {k: v["engineSessionId"] for k, v in data.items()} == {f"k{i}": f"s{i}" for i in range(100)}
+    gevent.joinall([gevent.spawn(store.clear, f"k{i}") for i in range(0, 100, 2)] +
+                   [gevent.spawn(store.save, "new", "sN", "codex")], raise_error=True)
+    data = json.load(open(tmp_path / ".golem" / "sessions.json"))
+    assert sorted(data) == sorted([f"k{i}" for i in range(1, 100, 2)] + ["new"])
+    assert store.load("new", "codex") == "sN" and store.load("new", "claude-code") is None
