@@ -393,7 +393,7 @@ def run_engine(argv, cwd, env, parser: StreamParser, abort: AbortSignal, label: 
     gevent.os.make_nonblocking(out_fd)
     gevent.os.make_nonblocking(err_fd)
     readers = [gevent.spawn(_reader, out_fd, queue, "out"), gevent.spawn(_reader, err_fd, queue, "err")]
-    waiter = gevent.spawn(lambda: queue.put(("exit", proc.wait())))
+    gevent.spawn(lambda: queue.put(("exit", proc.wait())))  # reports the exit code
     on_abort = lambda reason: queue.put(("abort", reason))  # noqa: E731
     abort.listen(on_abort)
     out_lines, err_text = _LineSplitter(), codecs.getincrementaldecoder("utf-8")("replace")

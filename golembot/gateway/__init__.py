@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
 import time
 
@@ -379,7 +378,7 @@ def channel_report(gateway) -> str:
 def run_gateway(dir=".", port=None, token=None, host=None, api_key=None, verbose=False,
                 out=None) -> None:
     """``golembot gateway``: serve HTTP + dashboard, run channels and tasks until a signal."""
-    from ..server.serving import DEFAULT_HOST, banner, create_golem_server, graceful_stop
+    from ..server.serving import DEFAULT_HOST, banner, create_golem_server, serve_until_stopped
     out = out or sys.stdout
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -405,26 +404,9 @@ def run_gateway(dir=".", port=None, token=None, host=None, api_key=None, verbose
         print("   Another gateway holds .golem/gateway.lock: channels and tasks run there; "
               "this process takes over if it stops.", file=out, flush=True)
         gateway.leader.acquire_in_background(start_and_report)
-    stopping = []
-
-    def on_signal():
-        if stopping:
-            return
-        # Streams are told "Server shutting down" before the gateway aborts what is left.
-        stopping.append(gevent.spawn(lambda: (graceful_stop(server), gateway.stop())))
-        stopping.append(gevent.spawn_later(20, os._exit, 0))
-
-    gateway.shutdown_handler = on_signal
-    handlers = [gevent.signal_handler(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)]
-    try:
-        server.serve_forever()
-        if stopping:
-            stopping[0].join()
-    finally:
-        for h in handlers:
-            h.cancel()
-        for g in stopping[1:]:
-            g.kill(block=False)
+    # Streams are told "Server shutting down" before the gateway aborts what is left.
+    serve_until_stopped(server, after_stop=gateway.stop,
+                        on_stop_handle=lambda stop: setattr(gateway, "shutdown_handler", stop))
 
 
 __all__ = ["Gateway", "run_gateway", "create_gateway_app", "attach_to_app", "UnknownChannelError",

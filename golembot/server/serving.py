@@ -127,15 +127,29 @@ def start_server(assistant, port=None, token=None, hostname=None, *, out=None,
     state = server.golem_state
     server.start()
     print(banner(hostname or DEFAULT_HOST, actual_port, state.token), file=out, flush=True)
+    serve_until_stopped(server)
+
+
+def serve_until_stopped(server: WSGIServer, after_stop=None, on_stop_handle=None) -> None:
+    """Serve until SIGINT/SIGTERM (or the stop function handed to ``on_stop_handle``), then
+    stop gracefully, run ``after_stop`` and return. A second signal does nothing more; if
+    stopping takes longer than ~20 s the process exits anyway (below gunicorn's 30 s)."""
     stopping = []
 
-    def on_signal():
+    def request_stop():
         if stopping:
             return  # a second signal does not run the shutdown twice
-        stopping.append(gevent.spawn(graceful_stop, server))
+
+        def stop():
+            graceful_stop(server)
+            if after_stop is not None:
+                after_stop()
+        stopping.append(gevent.spawn(stop))
         stopping.append(gevent.spawn_later(FORCED_EXIT_S, os._exit, 0))
 
-    handlers = [gevent.signal_handler(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
+    if on_stop_handle is not None:
+        on_stop_handle(request_stop)
+    handlers = [gevent.signal_handler(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)]
     try:
         server.serve_forever()
         if stopping:
