@@ -192,7 +192,7 @@ def make_real_bot(tmp_path, real_cli_env, fake_llm):
 
     def _make(engine: str, **fields):
         if not have_binary(engine):
-            pytest.skip(f"{binary_path(engine)} not found (see the README, "End-to-end tests against the real agent CLIs")")
+            pytest.skip(f"{binary_path(engine)} not found (see the README, End-to-end tests)")
         d = tmp_path / f"bot-{engine}-{len(made)}"
         d.mkdir()
         doc = {"name": "e2e", "engine": engine, "provider": PROVIDER[engine](fake_llm.url),
