@@ -44,6 +44,12 @@ def queue_message(limit: int) -> str:
     return f"Too many pending requests for this session (limit: {limit}). Try again later."
 
 
+def _rejected(message: str):
+    """A call that never ran: the error and the reduced failed completion."""
+    yield ev.error(message)
+    yield ev.failed(message)
+
+
 class _KeyLock:
     """A FIFO mutex for one session key: release hands the lock to the oldest waiter."""
 
@@ -103,23 +109,18 @@ class Assistant:
         """Run one turn; yields event dicts, the last one being the single ``completion``."""
         key = session_key or "default"
         if self.closed:
-            yield ev.error(SHUTTING_DOWN)
-            yield ev.failed(SHUTTING_DOWN)
+            yield from _rejected(SHUTTING_DOWN)
             return
         self._active += 1
         if self._active > self.max_concurrent:
             self._active -= 1
-            msg = busy_message(self.max_concurrent)
-            yield ev.error(msg)
-            yield ev.failed(msg)
+            yield from _rejected(busy_message(self.max_concurrent))
             return
         lock = self._locks.setdefault(key, _KeyLock())
         if lock.held and len(lock.waiters) >= self.max_queue_per_session:
             self._active -= 1
             self._forget_lock(key, lock)
-            msg = queue_message(self.max_queue_per_session)
-            yield ev.error(msg)
-            yield ev.failed(msg)
+            yield from _rejected(queue_message(self.max_queue_per_session))
             return
         try:
             lock.acquire()
@@ -131,8 +132,7 @@ class Assistant:
         self._runs[key] = abort
         try:
             if self.closed:  # shut down while this call waited in the session's queue
-                yield ev.error(SHUTTING_DOWN)
-                yield ev.failed(SHUTTING_DOWN)
+                yield from _rejected(SHUTTING_DOWN)
                 return
             yield from self._run_turn(key, message or "", images, files, abort)
         finally:

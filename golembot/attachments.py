@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import secrets
 import time
 
@@ -18,29 +19,39 @@ MIME_EXT = {"image/png": ".png", "image/jpeg": ".jpg", "image/jpg": ".jpg", "ima
             "image/webp": ".webp", "image/bmp": ".bmp", "image/svg+xml": ".svg"}
 
 
+_B64_CHARS = re.compile(r"[A-Za-z0-9+/_-]*")
+_DATA_URL = re.compile(r"data:([^;,]*)(?:;[^,]*)?;base64,", re.IGNORECASE)
+
+
 class AttachmentError(ValueError):
     pass
 
 
-def decode_base64(data: str, field: str) -> bytes:
-    """Strict base64 (standard alphabet, padding optional; ``data:`` URL prefixes accepted)."""
+def decode_base64(data: str, field: str = "data") -> tuple[bytes, str | None]:
+    """Strict base64: standard or URL-safe alphabet, whitespace ignored, padding optional, an
+    optional ``data:<mime>;base64,`` prefix (whose MIME type is returned with the bytes)."""
     if not isinstance(data, str):
-        raise AttachmentError(f"{field} must be a base64 string")
-    if data.startswith("data:") and "," in data:
-        data = data.split(",", 1)[1]
-    cleaned = "".join(data.split())
-    cleaned += "=" * (-len(cleaned) % 4)
+        raise AttachmentError(f'"{field}" must be a base64 string')
+    mime = None
+    match = _DATA_URL.match(data)
+    if match:
+        mime = match.group(1) or None
+        data = data[match.end():]
+    cleaned = "".join(data.split()).rstrip("=")
+    if not _B64_CHARS.fullmatch(cleaned) or len(cleaned) % 4 == 1:
+        raise AttachmentError(f'"{field}" is not valid base64')
+    cleaned = cleaned.replace("-", "+").replace("_", "/")
     try:
-        return base64.b64decode(cleaned, validate=True)
+        return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), validate=True), mime
     except (binascii.Error, ValueError):
-        raise AttachmentError(f"{field} is not valid base64") from None
+        raise AttachmentError(f'"{field}" is not valid base64') from None
 
 
 def _as_bytes(data) -> bytes:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
     if isinstance(data, str):
-        return decode_base64(data, "data")
+        return decode_base64(data)[0]
     raise AttachmentError("attachment data must be bytes or a base64 string")
 
 

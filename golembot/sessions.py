@@ -60,7 +60,7 @@ class SessionStore:
         self.golem_dir = golem_dir
         self.path = os.path.join(golem_dir, "sessions.json")
         self._lock = _locks.setdefault(self.path, RLock())
-        self._pending: dict = {}  # key -> entry, or None for "remove"
+        self._pending: dict = {}  # key -> entry dict, or a marker object for "remove"
 
     @contextlib.contextmanager
     def _file_locked(self):

@@ -309,15 +309,9 @@ class Gateway:
 
 # -- process entry points ----------------------------------------------------------------------
 def _assistant_for(dir: str, api_key=None):
-    from .. import create_assistant
+    from ..server.serving import assistant_for
     config = load_config(dir)
-    limits = {}
-    for key, arg in (("maxConcurrent", "max_concurrent"),
-                     ("maxQueuePerSession", "max_queue_per_session")):
-        value = config.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            limits[arg] = value
-    return create_assistant(dir, api_key=api_key, **limits), config
+    return assistant_for(dir, config, api_key), config
 
 
 def create_gateway_app(dir=None):
@@ -326,16 +320,9 @@ def create_gateway_app(dir=None):
     Each worker serves HTTP; the one that wins ``.golem/gateway.lock`` (retried every 2 s, so a
     dead leader is replaced) also runs channels and the scheduler.
     """
-    from ..config import load_env_files
     from ..server import create_app
-    from ..server.serving import DEFAULT_HOST, DEFAULT_PORT, resolve_port, set_agent_env
-    dir = os.path.abspath(dir or os.environ.get("GOLEM_DIR") or ".")
-    load_env_files(dir)
-    assistant, config = _assistant_for(dir)
-    gw_conf = config.get("gateway") or {}
-    token = os.environ.get("GOLEM_TOKEN") or gw_conf.get("token") or None
-    host = os.environ.get("GOLEM_HOST") or gw_conf.get("host") or DEFAULT_HOST
-    port = resolve_port() if os.environ.get("GOLEM_PORT") else (gw_conf.get("port") or DEFAULT_PORT)
+    from ..server.serving import set_agent_env, settings_from_env
+    dir, config, assistant, token, host, port = settings_from_env(dir)
     gateway = Gateway(assistant, dir, config)
     app = create_app(assistant, token=token, gateway=gateway, host=host, port=port)
     set_agent_env(assistant, host, port, token)

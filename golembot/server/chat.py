@@ -9,8 +9,6 @@ way to cancel.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import time
@@ -19,6 +17,7 @@ import gevent
 from flask import Response, request
 
 from .. import events as ev
+from ..attachments import AttachmentError, decode_base64
 from ..sessions import iso_now
 from .sse import Channel, sse_response
 
@@ -29,8 +28,6 @@ SERVE_HINT = {"hint": "Use POST /chat to interact",
               "endpoints": ["/chat", "/abort", "/reset", "/health"]}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-_B64_CHARS = re.compile(r"[A-Za-z0-9+/_-]*")
-_DATA_URL = re.compile(r"data:([^;,]*)(?:;[^,]*)?;base64,", re.IGNORECASE)
 
 
 class BadRequest(Exception):
@@ -112,24 +109,6 @@ def session_key(body: dict) -> str:
 
 
 # -- attachments -------------------------------------------------------------------------------
-def decode_base64(data: str, field: str) -> tuple[bytes, str | None]:
-    """Strict base64: standard or URL-safe alphabet, whitespace ignored, padding optional, an
-    optional ``data:<mime>;base64,`` prefix (whose MIME type is returned). Anything else → 400."""
-    mime = None
-    match = _DATA_URL.match(data)
-    if match:
-        mime = match.group(1) or None
-        data = data[match.end():]
-    cleaned = "".join(data.split()).rstrip("=")
-    if not _B64_CHARS.fullmatch(cleaned) or len(cleaned) % 4 == 1:
-        raise BadRequest(f'"{field}" is not valid base64')
-    cleaned = cleaned.replace("-", "+").replace("_", "/")
-    try:
-        return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), validate=True), mime
-    except (binascii.Error, ValueError):
-        raise BadRequest(f'"{field}" is not valid base64') from None
-
-
 def _optional_string(item: dict, name: str, field: str) -> str | None:
     value = item.get(name)
     if value is None or value == "":
@@ -162,7 +141,10 @@ def attachments(body: dict, kind: str) -> list:
             continue
         if not isinstance(data, str):
             raise BadRequest(f'"{field}.data" must be a base64 string')
-        raw, url_mime = decode_base64(data, f"{field}.data")
+        try:
+            raw, url_mime = decode_base64(data, f"{field}.data")
+        except AttachmentError as exc:
+            raise BadRequest(str(exc)) from None
         if kind == "files" and not name:
             continue
         out.append({"mimeType": mime or url_mime or default_mime, "data": raw, "fileName": name})

@@ -162,33 +162,39 @@ def serve_until_stopped(server: WSGIServer, after_stop=None, on_stop_handle=None
 
 
 # -- wsgi:app ------------------------------------------------------------------------------------
-def app_from_env(dir=None):
-    """The app ``wsgi.py`` exposes: assistant directory ``GOLEM_DIR`` (default ``.``).
-
-    Same settings as ``golembot serve``: ``.env`` (directory, then cwd), golem.yaml limits,
-    token ``GOLEM_TOKEN`` > ``gateway.token``; the bind address for ``GOLEM_URL`` from
-    ``GOLEM_HOST``/``GOLEM_PORT`` (what ``gunicorn.conf.py`` binds).
-    """
-    from .. import config as config_mod, create_assistant
-    dir = dir or os.environ.get("GOLEM_DIR") or "."
-    loader = getattr(config_mod, "load_env_files", None)
-    if loader is not None:
-        loader(dir)
-    else:
-        for path in dict.fromkeys([os.path.join(dir, ".env"), ".env"]):
-            config_mod.load_dotenv(path)
-    config = config_mod.load_config(dir)
-    gw = config.get("gateway") if isinstance(config.get("gateway"), dict) else {}
+def assistant_for(dir: str, config: dict, api_key=None):
+    """An assistant with golem.yaml's ``maxConcurrent``/``maxQueuePerSession`` (read at start)."""
+    from .. import create_assistant
     limits = {}
     for key, arg in (("maxConcurrent", "max_concurrent"),
                      ("maxQueuePerSession", "max_queue_per_session")):
         value = config.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             limits[arg] = value
-    assistant = create_assistant(dir, **limits)
+    return create_assistant(dir, api_key=api_key, **limits)
+
+
+def settings_from_env(dir=None):
+    """``(dir, config, assistant, token, host, port)`` as ``wsgi.py`` needs them.
+
+    Assistant directory ``GOLEM_DIR`` (default ``.``); ``.env`` (directory, then cwd);
+    golem.yaml limits; token ``GOLEM_TOKEN`` > ``gateway.token``; the bind address for
+    ``GOLEM_URL`` from ``GOLEM_HOST``/``GOLEM_PORT`` (what ``gunicorn.conf.py`` binds).
+    """
+    from ..config import load_config, load_env_files
+    dir = os.path.abspath(dir or os.environ.get("GOLEM_DIR") or ".")
+    load_env_files(dir)
+    config = load_config(dir)
+    gw = config.get("gateway") if isinstance(config.get("gateway"), dict) else {}
     token = os.environ.get("GOLEM_TOKEN") or gw.get("token") or None
     host = os.environ.get("GOLEM_HOST") or gw.get("host") or DEFAULT_HOST
     port = resolve_port() if os.environ.get("GOLEM_PORT") else (gw.get("port") or DEFAULT_PORT)
+    return dir, config, assistant_for(dir, config), token, host, port
+
+
+def app_from_env(dir=None):
+    """The serve-mode app of ``wsgi.py`` (``GOLEM_MODE=serve``); see :func:`settings_from_env`."""
+    _, _, assistant, token, host, port = settings_from_env(dir)
     app = create_app(assistant, token=token, host=host, port=port)
     set_agent_env(assistant, host, port, token)
     return app
