@@ -55,7 +55,8 @@ def test_typing_refreshes_until_the_first_chunk(gateway_factory, platform, monke
     platform.wait_for(lambda: texts(platform, chat="other"))
     # (one ping may have been in flight when the reply went out)
     assert len([o for o in platform.sent("typing") if o["chatId"] == "slow"]) <= typed + 1
-    assert gw.metrics.snapshot()["totalMessages"] == 2
+    # metrics are recorded just after the reply is sent: wait for them, do not race them
+    platform.wait_for(lambda: gw.metrics.snapshot()["totalMessages"] == 2)
 
 
 def test_streaming_keeps_code_fences_whole(gateway_factory, platform):
